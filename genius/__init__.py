@@ -1,0 +1,1 @@
+"""The ``genius`` command line (the only place, with simulations, that may import every package)."""

@@ -1,0 +1,1 @@
+"""The Genius hub: ingest, idempotent storage, per-customer context, anticipation, data rights, operator API."""

@@ -1,0 +1,1 @@
+"""Genius models: numba feature kernels, training (scikit-learn to ONNX), evaluation, artifacts, inference."""

@@ -1,0 +1,1 @@
+"""Simulated customers, homes and venues; dataset import; fleet load and fault injection."""

@@ -166,7 +166,10 @@ class Topic(BaseModel):
     device_segment: int | None = None
 
     def __init__(self, pattern: str, /, **kwargs: Any) -> None:
-        super().__init__(pattern=pattern, **kwargs)
+        try:
+            super().__init__(pattern=pattern, **kwargs)
+        except ValueError as exc:
+            raise DefinitionError(str(exc)) from exc
 
     @field_validator("pattern")
     @classmethod

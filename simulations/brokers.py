@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -16,7 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["Mosquitto", "find_mosquitto", "free_port", "wait_port"]
+__all__ = ["EmbeddedBroker", "Mosquitto", "find_mosquitto", "free_port", "wait_port"]
 
 LOOPBACK = "127.0.0.1"
 
@@ -78,6 +79,10 @@ class Mosquitto:
         self.host = LOOPBACK
         self.config = self.workdir / "mosquitto.conf"
         lines = []
+        if os.geteuid() == 0:
+            # Debian's mosquitto drops to user 'mosquitto' when started as root, and then
+            # cannot write persistence or logs into our (root-owned, 0700) work directory.
+            lines.append(f"user {pwd.getpwuid(0).pw_name}")
         if listener:
             lines += [f"listener {self.port} {LOOPBACK}", "allow_anonymous true"]
         if persistence:
@@ -153,3 +158,44 @@ class Mosquitto:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class EmbeddedBroker:
+    """An in-process MQTT 3.1.1 broker (amqtt) on a loopback port, for ``genius demo``
+    when no broker is configured and Mosquitto is not installed.
+
+    Use as ``async with EmbeddedBroker() as broker: ... broker.url``. It runs in the caller's
+    event loop; it is fine for a demo's few hundred messages per second, not for load tests.
+    """
+
+    def __init__(self, *, port: int | None = None) -> None:
+        self.host = LOOPBACK
+        self.port = port or free_port()
+        self._broker: object | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    async def start(self) -> EmbeddedBroker:
+        from amqtt.broker import Broker  # imported lazily: only the demo needs it
+
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+        broker = Broker(config)
+        await broker.start()
+        self._broker = broker
+        return self
+
+    async def stop(self) -> None:
+        broker, self._broker = self._broker, None
+        if broker is not None:
+            await broker.shutdown()  # type: ignore[attr-defined]
+
+    async def __aenter__(self) -> EmbeddedBroker:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -114,6 +114,12 @@ class EdgeStatus(BaseModel):
     overflow_policy: StrictStr | None = None
     overflow_dropped: StrictInt = 0
     dead_letters: StrictInt = 0
+    # The edge's declared role (home, venue, holiday_home, office, car): markets derive from it.
+    role: StrictStr | None = None
+    # The lowest seq the edge can still send (its next seq when its outbox is empty). Any seq
+    # below it that the hub lacks is lost for good (outbox overflow, purge): the hub may stop
+    # waiting for it, or its ack's stored_through can never pass the hole.
+    oldest_seq: StrictInt | None = None
 
 
 class Ack(BaseModel):

@@ -48,10 +48,13 @@ class Registry:
                 )
 
     def all_adapters(self) -> list[Adapter]:
-        """Registered adapters, then one serving every plain device definition."""
+        """Registered adapters, with one serving every plain device definition before ``homeassistant``."""
         out = list(self.adapters.values())
         if self.definitions:
-            out.append(DefinitionsAdapter.of(self.definitions.values()))
+            # Before Home Assistant discovery, like any plugin: a device that also announces
+            # itself to HA is read by its own definition, once.
+            at = next((i for i, a in enumerate(out) if a.name == "homeassistant"), len(out))
+            out.insert(at, DefinitionsAdapter.of(self.definitions.values()))
         return out
 
     def sessions(self, enabled: Iterable[str] | None = None) -> list[AdapterSession]:

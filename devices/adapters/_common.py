@@ -6,29 +6,34 @@ Kept private: third-party adapters build on ``devices.adapter`` and ``devices.de
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from ..adapter import MAX_PAYLOAD_BYTES
+from ..capabilities import KIND
+from ..definitions import Expose, to_bool, to_number
 from ..errors import PayloadError
 from ..readings import AdapterResult, Reading
 from ..wire import DeviceProfile
 
-__all__ = ["ProfileBook", "check_name", "empty", "optional_name", "slug", "text_payload"]
+__all__ = ["Converter", "ProfileBook", "check_name", "converter", "empty", "optional_name", "slug", "text_payload"]
 
-_NAME_OK = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+Converter = Callable[[Any], "bool | float | str"]
+
+_NAME_OK = re.compile(r"[^\x00-\x1f\x7f]{1,128}")  # the wire contract's Name; used with fullmatch
 _SLUG_SEP = re.compile(r"[^a-z0-9]+")
 
 
 def check_name(name: str, *, topic: str | None = None, what: str = "device") -> str:
     """``name`` if it is a valid wire ``Name`` (1–128 printable characters), else ``PayloadError``."""
-    if not _NAME_OK.match(name):
+    if not _NAME_OK.fullmatch(name):
         raise PayloadError(f"{what} name {name[:40]!r} is not 1-128 printable characters", reason="schema", topic=topic)
     return name
 
 
 def optional_name(name: object) -> str | None:
     """A valid wire ``Name`` or ``None``; for metadata (rooms) where a bad value must not sink a reading."""
-    return name if isinstance(name, str) and _NAME_OK.match(name) else None
+    return name if isinstance(name, str) and _NAME_OK.fullmatch(name) else None
 
 
 def slug(text: str) -> str:
@@ -47,6 +52,34 @@ def text_payload(payload: bytes, *, topic: str, limit: int = 4096) -> str:
         return payload.decode("utf-8").strip()
     except UnicodeDecodeError as exc:
         raise PayloadError(f"not UTF-8 text: {exc}", reason="value", topic=topic) from exc
+
+
+def converter(expose: Expose) -> Converter:
+    """A plain function equal to ``expose.convert`` (same helpers, same errors), for hot paths.
+
+    ``Expose.convert`` looks its capability's kind up on every call; a session that converts
+    tens of thousands of values a second resolves it once, when it builds its tables.
+    """
+    kind = KIND[expose.capability.value]
+    if kind == "bool":
+        true_values, false_values, invert = expose.true_values, expose.false_values, expose.invert
+
+        def to_canonical_bool(raw: Any) -> bool:
+            value = raw if raw is True or raw is False else to_bool(raw, true_values=true_values,
+                                                                     false_values=false_values)
+            return (not value) if invert else value
+
+        return to_canonical_bool
+    if kind == "number":
+        scale, offset = expose.scale, expose.offset
+        if scale == 1.0 and offset == 0.0:
+            return to_number
+
+        def to_canonical_number(raw: Any) -> float:
+            return to_number(raw) * scale + offset
+
+        return to_canonical_number
+    return expose.convert
 
 
 def empty() -> AdapterResult:

@@ -111,7 +111,8 @@ _SENSOR_UNITS: dict[str, dict[str | None, Expose]] = {
     "battery": {None: battery(path="v"), "%": battery(path="v")},
 }
 _NO_VALUE = frozenset({"", "None", "none", "unknown", "unavailable", "null"})
-_TEMPLATE = re.compile(r"^\{\{\s*value(?P<json>_json(?P<path>(?:\s*(?:\.[A-Za-z_]\w*|\[\s*'[^']*'\s*\]|\[\s*\"[^\"]*\"\s*\]))+))?\s*\}\}$")
+_PATH_STEP = r"""\.[A-Za-z_]\w*|\[\s*'[^']*'\s*\]|\[\s*"[^"]*"\s*\]"""  # .key, ['key'] or ["key"]
+_TEMPLATE = re.compile(rf"^\{{\{{\s*value(?P<json>_json(?P<path>(?:\s*(?:{_PATH_STEP}))+))?\s*\}}\}}$")
 _PATH_PART = re.compile(r"\.([A-Za-z_]\w*)|\[\s*'([^']*)'\s*\]|\[\s*\"([^\"]*)\"\s*\]")
 _MISSING = object()
 
@@ -150,6 +151,7 @@ class _Entity(NamedTuple):
     invert: bool
     number: Expose | None  # number capabilities: unit conversion
     availability: tuple[_Avty, ...]
+    meta: dict[str, str | None]  # profile metadata: vendor, model, description, room
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +174,8 @@ class HomeAssistantAdapter(Adapter):
 
 class HomeAssistantSession(AdapterSession):
     """The entities discovered so far, indexed by the state and availability topics they read."""
+
+    adapter: HomeAssistantAdapter
 
     def __init__(self, adapter: HomeAssistantAdapter) -> None:
         self.adapter = adapter
@@ -235,7 +239,7 @@ class HomeAssistantSession(AdapterSession):
         for a in entity.availability:
             self._by_avty.setdefault(a.topic, []).append(entity)
         result = _changes(before, self._subscribed())
-        profile = self._book.declare(entity.device, (entity.capability,), topic=topic, **meta)
+        profile = self._declare(entity.device, topic)
         if profile is not None:
             result.profiles.append(profile)
         return result
@@ -277,15 +281,27 @@ class HomeAssistantSession(AdapterSession):
             "room": optional_name(dev.get("suggested_area")),
         }
         entity = _Entity(topic, device, meta["room"], capability, state_topic, path, on, off, invert, number,
-                         _availability_of(conf, topic))
+                         _availability_of(conf, topic), meta)
         return entity, meta
 
     def _remove(self, config_topic: str) -> AdapterResult:
         before = self._subscribed()
         old = self._drop(config_topic)
+        result = _changes(before, self._subscribed())
         if old is not None:
-            self._book.forget(old.device)
-        return _changes(before, self._subscribed())
+            profile = self._declare(old.device, config_topic)
+            if profile is not None:
+                result.profiles.append(profile)
+        return result
+
+    def _declare(self, device: str, topic: str) -> DeviceProfile | None:
+        """(Re)declare ``device`` from every entity that still names it; forget it when none does."""
+        entities = [e for e in self._entities.values() if e.device == device]
+        if not entities:
+            self._book.forget(device)
+            return None
+        meta = entities[-1].meta
+        return self._book.declare(device, {e.capability for e in entities}, topic=topic, **meta)
 
     def _drop(self, config_topic: str) -> _Entity | None:
         old = self._entities.pop(config_topic, None)
@@ -407,7 +423,8 @@ def _topic(value: Any, topic: str, *, required: bool) -> str | None:
         return None
     if not isinstance(value, str) or not value or "+" in value or "#" in value or "\x00" in value:
         if required:
-            raise PayloadError(f"state topic {str(value)[:80]!r} is not a plain MQTT topic", reason="schema", topic=topic)
+            raise PayloadError(f"state topic {str(value)[:80]!r} is not a plain MQTT topic", reason="schema",
+                               topic=topic)
         return None
     return value
 

@@ -172,6 +172,8 @@ class OrdonezAdapter(Adapter):
 
 
 class OrdonezSession(AdapterSession):
+    adapter: OrdonezAdapter
+
     def __init__(self, adapter: OrdonezAdapter) -> None:
         self.adapter = adapter
         self._parts = adapter.prefix.split("/")

@@ -66,6 +66,8 @@ class ShellyAdapter(Adapter):
 
 
 class ShellySession(AdapterSession):
+    adapter: ShellyAdapter
+
     def __init__(self, adapter: ShellyAdapter) -> None:
         self.adapter = adapter
         root = adapter.root.strip("/")

@@ -72,6 +72,8 @@ class TasmotaAdapter(Adapter):
 
 
 class TasmotaSession(AdapterSession):
+    adapter: TasmotaAdapter
+
     def __init__(self, adapter: TasmotaAdapter) -> None:
         self.adapter = adapter
         parts = adapter.full_topic.strip("/").split("/")

@@ -47,7 +47,7 @@ from ..definitions import (
 from ..errors import PayloadError
 from ..readings import AdapterResult, Availability, Reading
 from ..wire import DeviceProfile
-from ._common import ProfileBook, check_name, empty, optional_name, text_payload
+from ._common import Converter, ProfileBook, check_name, converter, empty, optional_name, text_payload
 
 __all__ = ["ADAPTER", "Zigbee2MqttAdapter"]
 
@@ -79,12 +79,13 @@ _HELPERS = {
 }
 _CONTAINERS = frozenset({"switch", "light", "lock", "fan", "cover", "climate"})
 _COMMAND_SEGMENTS = frozenset({"set", "get"})
-_BRIDGE_EMPTY = frozenset({"state", "info", "logging", "log", "event", "config", "extensions", "definitions",
-                           "converters", "options"})
+# Unlisted friendly names whose default table is kept; past that each is rebuilt per message, so
+# a flood of made-up topic names cannot grow the session without bound.
+MAX_UNLISTED = 4096
 
 
 class _Field(NamedTuple):
-    expose: Expose
+    convert: Converter  # expose.convert, resolved once
     capability: str
     device: str
     room: str | None
@@ -96,6 +97,7 @@ class _Field(NamedTuple):
 class _Table(NamedTuple):
     fields: dict[str, _Field]
     group: bool = False
+    declared: bool = False  # from bridge/devices: its profiles already list every capability
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,8 @@ class Zigbee2MqttAdapter(Adapter):
 
 class Zigbee2MqttSession(AdapterSession):
     """One home's zigbee2mqtt: the device tables learnt from ``bridge/devices``."""
+
+    adapter: Zigbee2MqttAdapter
 
     def __init__(self, adapter: Zigbee2MqttAdapter) -> None:
         self.adapter = adapter
@@ -162,28 +166,32 @@ class Zigbee2MqttSession(AdapterSession):
             f = fields.get(key)
             if f is None or raw is None:
                 continue
-            if f.shadowed_by is not None and f.shadowed_by in data:
-                continue
-            if f.skip_empty and raw == "":
+            convert, capability, device, room, skip_empty, lenient, shadowed_by = f
+            if (shadowed_by is not None and shadowed_by in data) or (skip_empty and raw == ""):
                 continue
             try:
-                value = f.expose.convert(raw)
+                value = convert(raw)
             except ValueError as exc:
-                if f.lenient:
+                if lenient:
                     continue
                 raise PayloadError(f"{key}: {exc}", reason="value", topic=topic) from exc
-            readings.append(Reading(ts, f.device, f.capability, value, f.room))
-        return self._book.observe_all(AdapterResult(readings=readings), topic=topic)
+            readings.append(Reading(ts, device, capability, value, room))
+        result = AdapterResult(readings=readings)
+        if table.declared:
+            return result  # bridge/devices already announced every capability of this device
+        return self._book.observe_all(result, topic=topic)
 
     def _unlisted_table(self, name: str, topic: str) -> _Table:
         check_name(name, topic=topic)
         room = _room_of(name)
         fields = {
-            key: _Field(expose, expose.capability.value, name, room, KIND[expose.capability] == "text",
+            key: _Field(converter(expose), expose.capability.value, name, room, KIND[expose.capability] == "text",
                         key == "state", "illuminance_lux" if key == "illuminance" else None)
             for key, expose in _DEFAULT_FIELDS.items()
         }
-        table = self._unlisted[name] = _Table(fields)
+        table = _Table(fields)
+        if len(self._unlisted) < MAX_UNLISTED:
+            self._unlisted[name] = table
         return table
 
     # -- availability ---------------------------------------------------------------------
@@ -199,11 +207,7 @@ class Zigbee2MqttSession(AdapterSession):
             return self._bridge_devices(decode_json(payload, topic=topic, limit=BRIDGE_LIST_LIMIT), topic)
         if sub == "groups":
             return self._bridge_groups(decode_json(payload, topic=topic, limit=BRIDGE_LIST_LIMIT), topic)
-        head = sub.split("/", 1)[0]
-        if head in _BRIDGE_EMPTY or head in ("request", "response"):
-            return empty()
-        log.debug("ignoring zigbee2mqtt bridge topic %s", topic)
-        return empty()
+        return empty()  # state, info, logging, event, request/…, response/…: nothing canonical
 
     def _bridge_devices(self, data: Any, topic: str) -> AdapterResult:
         if not isinstance(data, list):
@@ -231,7 +235,7 @@ class Zigbee2MqttSession(AdapterSession):
             else:
                 raise PayloadError(f"{name}: definition is not an object", reason="schema", topic=topic)
             fields = _fields_from_exposes(name, exposes, topic)
-            tables[name] = _Table(fields)
+            tables[name] = _Table(fields, declared=True)
             caps: dict[str, set[str]] = {name: set()}
             for f in fields.values():
                 caps.setdefault(f.device, set()).add(f.capability)
@@ -252,6 +256,8 @@ class Zigbee2MqttSession(AdapterSession):
                 result.profiles.append(profile)
         for device in gone:
             self._book.forget(device)
+        log.debug("zigbee2mqtt bridge lists %d devices (%d profiles changed, %d gone)", len(tables),
+                  len(result.profiles), len(gone))
         return result
 
     def _bridge_groups(self, data: Any, topic: str) -> AdapterResult:
@@ -283,7 +289,7 @@ def _fields_from_exposes(name: str, exposes: list[Any], topic: str) -> dict[str,
         if expose["name"] == "illuminance_lux":
             lux_devices.add(device)
         cap = made.capability.value
-        fields[prop] = _Field(made, cap, device, _room_of(name), KIND[cap] == "text", False, None)
+        fields[prop] = _Field(converter(made), cap, device, _room_of(name), KIND[cap] == "text", False, None)
     # A device exposing both publishes raw values in "illuminance" and lux in "illuminance_lux".
     return {
         prop: f for prop, f in fields.items()
@@ -291,7 +297,10 @@ def _fields_from_exposes(name: str, exposes: list[Any], topic: str) -> dict[str,
     }
 
 
-def _walk(exposes: list[Any], parent: str | None, endpoint: str | None, topic: str) -> Iterator[tuple[str | None, dict[str, Any]]]:
+def _walk(
+    exposes: list[Any], parent: str | None, endpoint: str | None, topic: str
+) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    """(container type, expose) for every leaf expose; containers pass their endpoint down."""
     for e in exposes:
         if not isinstance(e, dict):
             raise PayloadError("expose is not an object", reason="schema", topic=topic)

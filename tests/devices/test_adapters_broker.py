@@ -106,7 +106,9 @@ def _key(r: Reading) -> tuple[str, str, str, float]:
     return (r.device, r.capability, repr(r.value), r.ts)
 
 
-async def test_fixture_traffic_through_mosquitto_reads_as_handed_over_directly(mosquitto: Mosquitto, prefix: str) -> None:
+async def test_fixture_traffic_through_mosquitto_reads_as_handed_over_directly(
+    mosquitto: Mosquitto, prefix: str
+) -> None:
     via_broker = await _through_broker(mosquitto, prefix)
     direct = _direct(prefix)
     assert len(direct) > 50

@@ -12,7 +12,9 @@ from devices.adapters import HomeAssistantAdapter
 from devices.adapters.homeassistant import ADAPTER, expand, parse_template
 
 
-def _config(session, component: str, object_id: str, conf: dict[str, Any], *, node: str | None = None):  # type: ignore[no-untyped-def]
+def _config(  # type: ignore[no-untyped-def]
+    session, component: str, object_id: str, conf: dict[str, Any], *, node: str | None = None
+):
     topic = f"homeassistant/{component}/{node + '/' if node else ''}{object_id}/config"
     return session.handle(topic, json.dumps(conf).encode(), ts=1.0)
 
@@ -164,3 +166,13 @@ def test_custom_discovery_prefix() -> None:
     result = session.handle("ha/discovery/sensor/h/config", b'{"stat_t":"h/s","dev_cla":"humidity"}', ts=1.0)
     assert result.subscribe == ["h/s"]
     assert _value(session, "h/s", b"55") == 55.0
+
+
+def test_entities_sharing_a_device_name_share_one_profile() -> None:
+    session = ADAPTER.new_session()
+    _config(session, "sensor", "x", {"stat_t": "x/t", "dev_cla": "temperature"})
+    both = _config(session, "binary_sensor", "x", {"stat_t": "x/m", "dev_cla": "motion"})
+    assert [p.capabilities for p in both.profiles] == [("occupancy", "temperature")]
+    one_left = session.handle("homeassistant/sensor/x/config", b"", ts=1.0)
+    assert [p.capabilities for p in one_left.profiles] == [("occupancy",)]
+    assert [p.device for p in session.profiles()] == ["x"]

@@ -76,12 +76,14 @@ def test_mixed_space_and_tab_separators_parse(tmp_path: Path) -> None:
 
 
 def test_timestamps_are_wall_clock_read_as_utc(tmp_path: Path) -> None:
-    (row,) = read_sensor_rows(_write(tmp_path, "2011-11-28 02:27:59\t\t2011-11-28 10:18:11\t\tBed\t\t\tPressure\tBedroom"))
+    line = "2011-11-28 02:27:59\t\t2011-11-28 10:18:11\t\tBed\t\t\tPressure\tBedroom"
+    (row,) = read_sensor_rows(_write(tmp_path, line))
     assert row.start == datetime(2011, 11, 28, 2, 27, 59, tzinfo=UTC).timestamp()
 
 
 def test_magnetic_activation_means_opened(tmp_path: Path) -> None:
-    (row,) = read_sensor_rows(_write(tmp_path, "2011-11-28 10:34:41\t\t2011-11-28 10:34:50\t\tFridge\t\tMagnetic\tKitchen"))
+    line = "2011-11-28 10:34:41\t\t2011-11-28 10:34:50\t\tFridge\t\tMagnetic\tKitchen"
+    (row,) = read_sensor_rows(_write(tmp_path, line))
     assert [(r.device, r.capability, r.value, r.room) for r in row_readings(row)] == [
         ("kitchen_fridge", "contact", False, "kitchen"), ("kitchen_fridge", "contact", True, "kitchen")]
 
@@ -99,7 +101,8 @@ def test_back_to_back_intervals_of_one_sensor_end_on(tmp_path: Path) -> None:
     path = _write(tmp_path,
                   "2011-11-28 10:00:00\t\t2011-11-28 10:05:00\t\tSeat\t\tPressure\tLiving",
                   "2011-11-28 10:05:00\t\t2011-11-28 10:09:00\t\tSeat\t\tPressure\tLiving")
-    at_five = [r.value for r in replay_readings(path, home="Z") if r.ts == datetime(2011, 11, 28, 10, 5, tzinfo=UTC).timestamp()]
+    five = datetime(2011, 11, 28, 10, 5, tzinfo=UTC).timestamp()
+    at_five = [r.value for r in replay_readings(path, home="Z") if r.ts == five]
     assert at_five == [False, True]
 
 

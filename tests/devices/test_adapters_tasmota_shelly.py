@@ -77,7 +77,8 @@ def test_tasmota_energy_total_and_power_are_kwh_and_watts() -> None:
 
 def test_shelly_subscribes_status_online_and_rpc_events() -> None:
     assert SHELLY.topics == ("+/status/+", "+/online", "+/events/rpc")
-    assert ShellyAdapter(root="shellies").topics == ("shellies/+/status/+", "shellies/+/online", "shellies/+/events/rpc")
+    rooted = ShellyAdapter(root="shellies")
+    assert rooted.topics == ("shellies/+/status/+", "shellies/+/online", "shellies/+/events/rpc")
 
 
 def test_shelly_energy_is_reported_in_kwh() -> None:

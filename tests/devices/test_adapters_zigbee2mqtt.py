@@ -115,7 +115,8 @@ def test_bad_values_of_known_keys_are_payload_errors() -> None:
     session = ADAPTER.new_session()
     session.handle(BRIDGE_DEVICES.topic, BRIDGE_DEVICES.payload, ts=1.0)
     cases = [("kitchen/motion", {"occupancy": "perhaps"}), ("living/climate", {"temperature": "warm"}),
-             ("kitchen/motion", {"battery": True}), ("living/remote", {"action": 3}), ("kitchen/plug", {"state": "ajar"})]
+             ("kitchen/motion", {"battery": True}), ("living/remote", {"action": 3}),
+             ("kitchen/plug", {"state": "ajar"})]
     for name, doc in cases:
         with pytest.raises(PayloadError) as info:
             _state(session, name, doc)
@@ -146,7 +147,8 @@ def test_handle_cost_per_message_is_small() -> None:
     """The edge needs 10,000+ z2m messages/s in total: one message must cost well under 100 µs."""
     session = ADAPTER.new_session()
     replay(session, BRIDGE.messages)
-    payload = b'{"battery":100,"illuminance":131,"illuminance_lux":131,"linkquality":120,"occupancy":true,"voltage":3035}'
+    payload = (b'{"battery":100,"illuminance":131,"illuminance_lux":131,"linkquality":120,'
+               b'"occupancy":true,"voltage":3035}')
     n = 5000
     start = time.perf_counter()
     for i in range(n):

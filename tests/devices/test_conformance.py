@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 from test_adapters_fixtures import FIXTURES, TS, FixtureFile, Message, assert_valid_result, play_and_check, replay
 
-from devices import Adapter, AdapterResult, DefinitionsAdapter, DeviceDefinition, PayloadError, load_registry, topic_matches
+from devices import (
+    Adapter,
+    AdapterResult,
+    DefinitionsAdapter,
+    DeviceDefinition,
+    PayloadError,
+    load_registry,
+    topic_matches,
+)
 from devices.capabilities import KIND
 
 REGISTRY = load_registry(strict=True)

@@ -49,4 +49,5 @@ def test_kettle_plugin_sits_beside_the_builtin_adapters() -> None:
     registry = load_registry(strict=True, source=lambda: [*builtins, KETTLE_EP])
     names = [s.adapter.name for s in registry.sessions()]
     assert names == ["zigbee2mqtt", "tasmota", "shelly", "ordonez", "definitions", "homeassistant"]
-    assert first_session(registry.sessions(), "acme/k1/kettle").adapter.name == "definitions"  # type: ignore[union-attr]
+    owner = first_session(registry.sessions(), "acme/k1/kettle")
+    assert owner is not None and owner.adapter.name == "definitions"

@@ -1,1 +1,21 @@
 """The Genius hub: ingest, idempotent storage, per-customer context, anticipation, data rights, operator API."""
+
+from .catalog import Catalog, EdgeEntry
+from .context import ContextFuser
+from .deadletters import DeadLetter, DeadLetters
+from .ingest import SUBSCRIPTIONS, CommitHook, Ingest, IngestStats
+from .pipeline import CommitSummary, Incoming, Pipeline
+from .progress import EdgeProgress, SeqRanges
+from .schema import MIGRATIONS, SCHEMA_VERSION, Migration
+from .service import Hub, serve
+from .settings import BrokerSettings, ContextSettings, HubSettings, IngestSettings, StoreSettings
+from .status import render_status, status_report
+from .store import CustomerRecord, EdgeRecord, EventFrame, FeedbackRecord, Store, WriteGroup, decode_value
+
+__all__ = [
+    "MIGRATIONS", "SCHEMA_VERSION", "SUBSCRIPTIONS", "BrokerSettings", "Catalog", "CommitHook",
+    "CommitSummary", "ContextFuser", "ContextSettings", "CustomerRecord", "DeadLetter", "DeadLetters",
+    "EdgeEntry", "EdgeProgress", "EdgeRecord", "EventFrame", "FeedbackRecord", "Hub", "HubSettings",
+    "Incoming", "Ingest", "IngestSettings", "IngestStats", "Migration", "Pipeline", "SeqRanges", "Store",
+    "StoreSettings", "WriteGroup", "decode_value", "render_status", "serve", "status_report",
+]

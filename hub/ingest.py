@@ -1,0 +1,361 @@
+"""MQTT ingest: subscribe with a persistent session, group-commit, then acknowledge.
+
+Flow, and why:
+
+* The hub connects with a fixed client id and ``clean_session=False`` (MQTT 3.1.1) and
+  subscribes at QoS 1, so the broker keeps its messages while the hub is down.
+* **Manual PUBACK.** aiomqtt 2.5 acknowledges QoS 1 on arrival and queues without bound
+  (or, bounded, discards after acking). We switch its paho client to manual acks
+  (``manual_ack_set(True)`` before connecting; aiomqtt's ``_on_message`` only enqueues) and
+  send ``ack(mid, qos)`` only after the message's group is committed, so whatever was not
+  committed when the hub died is redelivered on reconnect. A PUBACK is only sent on the
+  connection the message came in on (``generation``); a message received on an older
+  connection is redelivered by the broker and deduplicated.
+* **Bounded memory.** The broker's in-flight window (Mosquitto ``max_inflight_messages``,
+  default 20) throttles what it sends us unacknowledged, but Mosquitto 2.0.11 (measured
+  here) keeps it only for live traffic: a backlog queued for the session is released past
+  the window once PUBACKs flow (20, then 400, then 580 unacknowledged in one test), up to
+  its ``max_queued_messages``. So aiomqtt's queue is bounded too (``max_queued_incoming``):
+  when it is full aiomqtt discards a message (unacknowledged, thanks to manual acks); the
+  hub notices, commits and acknowledges what it holds, then reconnects so the broker
+  redelivers what was discarded.
+* **Group commit.** The writer takes what is already waiting, up to ``group_max_events``
+  or ``group_max_s``, and commits it in one transaction (``Pipeline`` → ``Store.write``).
+* **End-to-end ack.** After each commit the retained ``…/ack`` of every edge touched is
+  published (``stored_through`` = highest contiguous seq, plus gaps): an edge deletes from
+  its outbox only what that covers, and resends the rest. This is what makes delivery
+  whole even when a broker drops messages (``max_queued_messages``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiomqtt
+from aiomqtt import ProtocolVersion
+
+from devices.errors import StorageError
+from devices.topics import PREFIX
+
+from .pipeline import CommitSummary, Incoming, Pipeline, Sealed
+from .settings import HubSettings
+from .store import Store
+
+__all__ = ["CommitHook", "Ingest", "IngestStats", "IncomingOverflow", "SUBSCRIPTIONS", "backoff_delay"]
+
+log = logging.getLogger(__name__)
+
+SUBSCRIPTIONS: tuple[str, ...] = (
+    f"{PREFIX}/+/+/events",
+    f"{PREFIX}/+/+/status",
+    f"{PREFIX}/+/+/devices",
+    f"{PREFIX}/+/feedback",
+)
+ACK_PUBLISH_CHUNK = 64
+
+CommitHook = Callable[[CommitSummary], Awaitable[None] | None]
+
+
+@dataclass(slots=True)
+class IngestStats:
+    """Counters since the hub started (dead letters by reason are in ``DeadLetters.counts``)."""
+
+    messages: int = 0
+    events_stored: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    commits: int = 0
+    connections: int = 0
+    acks_published: int = 0
+    overflows: int = 0
+    last_commit: float | None = None
+    hook_errors: Counter[str] = field(default_factory=Counter)
+
+
+class IncomingOverflow(aiomqtt.MqttError):
+    """aiomqtt had to discard a delivery: reconnect so the broker redelivers it."""
+
+
+def _incoming(message: aiomqtt.Message, generation: int) -> Incoming:
+    payload = message.payload
+    if not isinstance(payload, bytes):
+        payload = b"" if payload is None else str(payload).encode()
+    return Incoming(message.topic.value, payload, message.mid, message.qos, generation)
+
+
+class _QuietDiscards(logging.Filter):
+    """Drop aiomqtt's per-message "queue is full" warning: the hub counts and logs overflows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Message queue is full")
+
+
+_MQTT_LOG = logging.getLogger("hub.mqtt")
+_MQTT_LOG.addFilter(_QuietDiscards())
+
+
+class _GuardedQueue(asyncio.Queue[aiomqtt.Message]):
+    """aiomqtt's incoming queue, bounded, remembering that it refused a message.
+
+    aiomqtt catches the ``QueueFull`` and discards the message; with manual acks it was
+    never acknowledged, so the broker still owes it to us after a reconnect.
+    """
+
+    overflowed = False
+
+    def put_nowait(self, item: aiomqtt.Message) -> None:
+        if self.full():
+            self.overflowed = True
+        super().put_nowait(item)
+
+
+def backoff_delay(attempt: int, *, low: float, high: float) -> float:
+    """Jittered, capped exponential backoff (half to full of ``low * 2**attempt``, at most ``high``)."""
+    return min(high, low * (2 ** min(attempt, 30))) * random.uniform(0.5, 1.0)
+
+
+class Ingest:
+    """The MQTT side of the hub: ``run()`` owns the connection loop and the writer."""
+
+    def __init__(
+        self,
+        settings: HubSettings,
+        store: Store,
+        pipeline: Pipeline,
+        *,
+        hooks: list[CommitHook],
+        stats: IngestStats | None = None,
+        clock: Callable[[], float] = time.time,
+        ready: asyncio.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.pipeline = pipeline
+        self.hooks = hooks
+        self.stats = stats or IngestStats()
+        self._clock = clock
+        self._queue: asyncio.Queue[Incoming] = asyncio.Queue(maxsize=settings.ingest.queue_messages)
+        self._client: aiomqtt.Client | None = None
+        self._generation = 0
+        # A sealed group not yet written, the messages to PUBACK and the count to task_done.
+        self._inflight: tuple[Sealed, list[Incoming], int] | None = None
+        self._to_puback: list[Incoming] = []
+        self._taken = 0
+        # Acks of committed state only (never of memory running ahead of the database).
+        self._acks_committed: dict[int, tuple[str, bytes]] = {}
+        self._acks_pending: dict[int, tuple[str, bytes]] = {}
+        self._acks_wakeup = asyncio.Event()
+        self.ready = ready or asyncio.Event()  # set once subscribed
+
+    def prime_acks(self, acks: dict[int, tuple[str, bytes]]) -> None:
+        """Acks of what the database held at start; republished on every (re)connection."""
+        self._acks_committed.update(acks)
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._connection_loop(), name="hub-mqtt")
+            tg.create_task(self._writer(), name="hub-writer")
+
+    # -- MQTT connection -----------------------------------------------------------------------
+    def _make_client(self) -> aiomqtt.Client:
+        b = self.settings.broker
+        client = aiomqtt.Client(
+            b.host,
+            b.port,
+            identifier=b.client_id,
+            clean_session=False,
+            protocol=ProtocolVersion.V311,
+            keepalive=b.keepalive_s,
+            username=b.username,
+            password=b.password.get_secret_value() if b.password is not None else None,
+            max_queued_incoming_messages=b.max_queued_incoming,
+            queue_type=_GuardedQueue,
+            logger=_MQTT_LOG,
+            timeout=b.connect_timeout_s,
+        )
+        if self.settings.ingest.manual_ack:
+            # aiomqtt has no option for this; its paho client does (checked against
+            # aiomqtt 2.5.1: _on_message only enqueues, paho sends no PUBACK when manual).
+            client._client.manual_ack_set(True)  # noqa: SLF001
+        return client
+
+    async def _connection_loop(self) -> None:
+        b = self.settings.broker
+        attempt = 0
+        while True:
+            client = self._make_client()
+            try:
+                async with client:
+                    self._generation += 1
+                    generation = self._generation
+                    self._client = client
+                    self.stats.connections += 1
+                    attempt = 0
+                    await client.subscribe([(topic, 1) for topic in SUBSCRIPTIONS])
+                    log.info("hub connected to %s as %s (connection %d)", b.url, b.client_id, generation)
+                    # Republish what is committed: a crash between commit and ack, or an
+                    # ack lost with the last connection, must not leave an edge waiting.
+                    for key, ack in self._acks_committed.items():
+                        self._acks_pending.setdefault(key, ack)
+                    self._acks_wakeup.set()
+                    self.ready.set()
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._receive(client, generation), name="hub-receive")
+                        tg.create_task(self._acker(client), name="hub-acker")
+            except* aiomqtt.MqttError as group:
+                log.warning("hub lost broker %s: %s", b.url, "; ".join(str(e) for e in group.exceptions))
+            finally:
+                self._client = None
+            delay = backoff_delay(attempt, low=b.reconnect_min_s, high=b.reconnect_max_s)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _receive(self, client: aiomqtt.Client, generation: int) -> None:
+        incoming = client._queue  # noqa: SLF001 (the _GuardedQueue made in _make_client)
+        async for message in client.messages:
+            await self._queue.put(_incoming(message, generation))
+            if isinstance(incoming, _GuardedQueue) and incoming.overflowed:
+                # Take what aiomqtt kept, let the writer commit and PUBACK all of it on this
+                # connection (so each round makes progress), then reconnect for the rest.
+                self.stats.overflows += 1
+                for _ in range(incoming.qsize()):
+                    await self._queue.put(_incoming(incoming.get_nowait(), generation))
+                await self._queue.join()
+                raise IncomingOverflow("incoming queue overflowed; reconnecting for redelivery")
+
+    async def _acker(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._acks_wakeup.wait()
+            self._acks_wakeup.clear()
+            pending, self._acks_pending = self._acks_pending, {}
+            items = list(pending.items())
+            try:
+                for i in range(0, len(items), ACK_PUBLISH_CHUNK):
+                    async with asyncio.TaskGroup() as tg:
+                        for _, (topic, payload) in items[i : i + ACK_PUBLISH_CHUNK]:
+                            tg.create_task(client.publish(topic, payload, qos=1, retain=True))
+                    self.stats.acks_published += len(items[i : i + ACK_PUBLISH_CHUNK])
+            except BaseException:
+                for key, ack in pending.items():  # newer acks queued meanwhile win
+                    self._acks_pending.setdefault(key, ack)
+                raise
+
+    # -- writer -----------------------------------------------------------------------------
+    async def _writer(self) -> None:
+        loop = asyncio.get_running_loop()
+        max_events = self.settings.ingest.group_max_events
+        max_s = self.settings.ingest.group_max_s
+        try:
+            while True:
+                self._take(await self._queue.get())
+                deadline = loop.time() + max_s
+                yielded = False
+                while self.pipeline.pending_events < max_events and loop.time() < deadline:
+                    try:
+                        msg = self._queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        if yielded:
+                            break
+                        # Let the receiver move what the socket already delivered.
+                        await asyncio.sleep(0)
+                        yielded = True
+                        continue
+                    yielded = False
+                    self._take(msg)
+                await self._commit()
+        finally:
+            await self._flush()
+
+    def _take(self, msg: Incoming) -> None:
+        self._taken += 1
+        self.stats.messages += 1
+        self.pipeline.process(msg)
+        if msg.qos > 0:
+            self._to_puback.append(msg)
+
+    async def _commit(self, *, force_context: bool = False) -> None:
+        """Write the group left over from an interrupted commit (if any), then the current one."""
+        if self._inflight is not None:
+            await self._write_inflight()
+        self._inflight = (self.pipeline.seal(force_context=force_context), self._to_puback, self._taken)
+        self._to_puback = []
+        self._taken = 0
+        await self._write_inflight()
+
+    async def _write_inflight(self) -> None:
+        assert self._inflight is not None
+        sealed, to_puback, taken = self._inflight
+        retries = self.settings.ingest.commit_retries
+        attempt = 0
+        while sealed.group:
+            try:
+                await self.store.write(sealed.group)
+                break
+            except StorageError as exc:
+                if attempt >= retries:
+                    log.error("hub cannot commit (%s); stopping without acknowledging", exc)
+                    raise
+                log.warning("hub commit failed (%s); retrying", exc)
+                await asyncio.sleep(backoff_delay(attempt, low=0.1, high=2.0))
+                attempt += 1
+        self._inflight = None
+        self._after_commit(sealed, to_puback)
+        for _ in range(taken):
+            self._queue.task_done()
+        await self._run_hooks(sealed.summary)
+
+    def _after_commit(self, sealed: Sealed, to_puback: list[Incoming]) -> None:
+        client = self._client
+        if client is not None:
+            paho = client._client  # noqa: SLF001
+            generation = self._generation
+            for msg in to_puback:
+                if msg.generation == generation:
+                    paho.ack(msg.mid, msg.qos)
+        if sealed.acks:
+            self._acks_committed.update(sealed.acks)
+            self._acks_pending.update(sealed.acks)
+            self._acks_wakeup.set()
+        summary = sealed.summary
+        self.stats.events_stored += summary.stored
+        self.stats.duplicates += summary.duplicates
+        self.stats.dead_letters += summary.dead_letters
+        if sealed.group:
+            self.stats.commits += 1
+            self.stats.last_commit = self._clock()
+
+    async def _run_hooks(self, summary: CommitSummary) -> None:
+        if not summary.batches or not self.hooks:
+            return
+        for hook in list(self.hooks):
+            try:
+                result: Any = hook(summary)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # a broken hook must not stop ingest
+                name = getattr(hook, "__qualname__", repr(hook))
+                self.stats.hook_errors[name] += 1
+                log.exception("on_committed hook %s failed", name)
+
+    async def _flush(self) -> None:
+        """Commit what is in hand (and already queued) within ``flush_timeout_s``."""
+        try:
+            async with asyncio.timeout(self.settings.ingest.flush_timeout_s):
+                while True:
+                    while not self._queue.empty():
+                        self._take(self._queue.get_nowait())
+                    await self._commit(force_context=True)
+                    if self._queue.empty():
+                        break
+        except TimeoutError:
+            log.error("hub shutdown: commit did not finish in time; the broker will redeliver")
+        except StorageError as exc:
+            log.error("hub shutdown: final commit failed (%s); the broker will redeliver", exc)

@@ -1,0 +1,114 @@
+"""The hub's SQLite schema as an ordered list of migrations.
+
+``PRAGMA user_version`` records how many migrations a database has had. Later work adds a
+table by appending a ``Migration`` (never by editing one that has shipped).
+
+Every key is an integer handed out in insertion order (DESIGN.md, "Identities"): events are
+keyed ``(edge_key, seq)`` in a ``WITHOUT ROWID`` table, so a batch from one edge appends to
+the end of one b-tree range. Names (edges, devices, rooms, capabilities) live in small
+dictionary tables. ``events.value`` uses SQLite's dynamic typing: 0/1 for boolean
+capabilities, REAL for numbers, TEXT for text; the capability says how to read it back.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["MIGRATIONS", "Migration", "SCHEMA_VERSION"]
+
+
+class Migration(NamedTuple):
+    version: int
+    name: str
+    sql: str
+
+
+_INITIAL = """
+CREATE TABLE customers (
+    customer_key INTEGER PRIMARY KEY,
+    customer_id  TEXT NOT NULL UNIQUE,
+    first_seen   REAL NOT NULL
+);
+CREATE TABLE edges (
+    edge_key     INTEGER PRIMARY KEY,
+    edge_id      TEXT NOT NULL UNIQUE,
+    customer_key INTEGER NOT NULL REFERENCES customers(customer_key),
+    role         TEXT,
+    first_seen   REAL NOT NULL,
+    last_seen    REAL NOT NULL,
+    online       INTEGER,             -- NULL until a status arrives
+    status_ts    REAL,
+    backlog      INTEGER,
+    version      TEXT,
+    status       TEXT,                -- last EdgeStatus JSON
+    inventory    TEXT                 -- last list of DeviceProfile JSON
+);
+CREATE INDEX edges_customer ON edges(customer_key);
+CREATE TABLE capabilities (
+    capability INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE
+);
+CREATE TABLE devices (
+    device_key INTEGER PRIMARY KEY,
+    edge_key   INTEGER NOT NULL REFERENCES edges(edge_key),
+    name       TEXT NOT NULL,
+    UNIQUE (edge_key, name)
+);
+CREATE TABLE rooms (
+    room_key INTEGER PRIMARY KEY,
+    edge_key INTEGER NOT NULL REFERENCES edges(edge_key),
+    name     TEXT NOT NULL,
+    UNIQUE (edge_key, name)
+);
+CREATE TABLE events (
+    edge_key   INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    ts         REAL NOT NULL,
+    device_key INTEGER NOT NULL,
+    capability INTEGER NOT NULL,
+    value,
+    room_key   INTEGER,
+    PRIMARY KEY (edge_key, seq)
+) WITHOUT ROWID;
+-- Per edge: the stored seq ranges (an interval set, JSON [[from,to],...]) and counters,
+-- written in the same transaction as the events they describe.
+CREATE TABLE edge_progress (
+    edge_key   INTEGER PRIMARY KEY REFERENCES edges(edge_key),
+    contiguous INTEGER NOT NULL,
+    high_seq   INTEGER NOT NULL,
+    events     INTEGER NOT NULL,
+    duplicates INTEGER NOT NULL,
+    ranges     TEXT NOT NULL,
+    updated    REAL NOT NULL
+);
+CREATE TABLE dead_letters (
+    id          INTEGER PRIMARY KEY,
+    ts          REAL NOT NULL,
+    topic       TEXT NOT NULL,
+    customer_id TEXT,
+    edge_id     TEXT,
+    reason      TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    raw         BLOB NOT NULL
+);
+CREATE INDEX dead_letters_reason ON dead_letters(reason);
+CREATE TABLE feedback (
+    id              INTEGER PRIMARY KEY,
+    customer_key    INTEGER NOT NULL REFERENCES customers(customer_key),
+    anticipation_id TEXT NOT NULL,
+    verdict         TEXT NOT NULL,
+    job             TEXT,
+    ts              REAL NOT NULL,
+    received        REAL NOT NULL
+);
+CREATE INDEX feedback_customer ON feedback(customer_key, ts);
+-- The digital context of each customer, as the fuser last saw it (rebuilt from here on start).
+CREATE TABLE context_state (
+    customer_key INTEGER PRIMARY KEY REFERENCES customers(customer_key),
+    state        TEXT NOT NULL,
+    updated      REAL NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial", _INITIAL),)
+SCHEMA_VERSION = MIGRATIONS[-1].version

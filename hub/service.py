@@ -1,0 +1,135 @@
+"""``Hub``: the hub process as one service (store + context + MQTT ingest).
+
+    async with Hub(settings) as hub:     # opens the store, reloads catalog/progress/context
+        hub.on_committed.append(hook)    # called after every commit that stored events
+        await hub.run()                  # until cancelled; commits what it holds on the way out
+
+``run()`` may also be called without ``async with``. ``serve()`` is the process entry point
+(CLI and ``python -m hub``): SIGTERM/SIGINT cancel it, and the writer's ``finally``
+commits within ``ingest.flush_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any, Self
+
+from devices.errors import StorageError
+
+from .catalog import Catalog
+from .context import ContextFuser
+from .deadletters import DeadLetters
+from .ingest import CommitHook, Ingest, IngestStats
+from .pipeline import Pipeline
+from .settings import HubSettings
+from .store import Store
+
+__all__ = ["Hub", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+class Hub:
+    """Ingest, idempotent storage and the digital context of every customer."""
+
+    def __init__(self, settings: HubSettings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.store = Store(settings.store.path, busy_timeout_s=settings.store.busy_timeout_s)
+        self.context = ContextFuser(settings.context, clock=clock)
+        self.on_committed: list[CommitHook] = []
+        self.stats = IngestStats()
+        self.dead_letters = DeadLetters(warn_window_s=settings.ingest.dead_letter_warn_window_s, clock=clock)
+        self._clock = clock
+        self._stack: AsyncExitStack | None = None
+        self._ingest: Ingest | None = None
+        self.ready = asyncio.Event()  # set once subscribed to the broker
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._require().pipeline.catalog
+
+    async def __aenter__(self) -> Self:
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(self.store)
+            catalog = await self.store.load_catalog()
+            progress = await self.store.load_progress()
+            self.context.restore(await self.store.load_context())
+            self.dead_letters.counts.update(Counter(await self.store.dead_letter_counts()))
+            pipeline = Pipeline(
+                catalog, progress, self.context, self.dead_letters,
+                clock=self._clock, ack_max_gaps=self.settings.ingest.ack_max_gaps,
+                context_persist_s=self.settings.ingest.context_persist_s,
+            )
+            self._ingest = Ingest(
+                self.settings, self.store, pipeline,
+                hooks=self.on_committed, stats=self.stats, clock=self._clock, ready=self.ready,
+            )
+            now = self._clock()
+            self._ingest.prime_acks(
+                {key: ack for key in progress if (ack := pipeline.ack_for(key, now=now)) is not None}
+            )
+            log.info(
+                "hub store %s: %d customers, %d edges, %d events",
+                self.store.path, len(catalog.customers), len(catalog.edges), sum(p.events for p in progress.values()),
+            )
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        stack, self._stack = self._stack, None
+        self._ingest = None
+        if stack is not None:
+            await stack.aclose()
+
+    def _require(self) -> Ingest:
+        if self._ingest is None:
+            raise StorageError("hub is not open: use `async with Hub(settings) as hub`")
+        return self._ingest
+
+    async def run(self) -> None:
+        """Ingest until cancelled. Opens (and closes) the hub itself if not already open."""
+        if self._ingest is None:
+            async with self:
+                await self._require().run()
+        else:
+            await self._require().run()
+
+    def snapshot(self, customer_id: str) -> dict[str, Any]:
+        """The customer's digital context (``ContextFuser.snapshot``)."""
+        return self.context.snapshot(customer_id)
+
+
+async def serve(settings: HubSettings) -> int:
+    """Run a hub until SIGTERM/SIGINT; returns the process exit code (0 after a signal)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    stopping = False
+
+    def stop(signum: int) -> None:
+        nonlocal stopping
+        log.info("hub received signal %d; stopping", signum)
+        stopping = True
+        task.cancel()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop, signum)
+    try:
+        await Hub(settings).run()
+    except asyncio.CancelledError:
+        if not stopping:
+            raise
+        task.uncancel()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)
+    return 0

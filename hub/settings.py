@@ -1,0 +1,157 @@
+"""``HubSettings``: the one settings class of the hub process.
+
+Sources, highest priority first: keyword arguments (the CLI), ``GENIUS_HUB_*`` environment
+variables (nested with ``__``, e.g. ``GENIUS_HUB_BROKER__URL``), a TOML file, defaults.
+Unknown keys anywhere are an error (``extra="forbid"``), so a typo never silently falls
+back to a default.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from devices.errors import ConfigError
+
+__all__ = ["BrokerSettings", "ContextSettings", "HubSettings", "IngestSettings", "StoreSettings"]
+
+_SECTION = ConfigDict(extra="forbid", frozen=True)
+# The TOML path is chosen at run time (``--config``), but pydantic-settings picks sources on
+# the class; a context variable carries the path into ``settings_customise_sources``.
+_TOML_PATH: contextvars.ContextVar[Path | None] = contextvars.ContextVar("genius_hub_toml", default=None)
+
+
+class BrokerSettings(BaseModel):
+    """The hub's MQTT broker and the hub's persistent session on it."""
+
+    model_config = _SECTION
+    url: str = "mqtt://127.0.0.1:1883"
+    # Fixed client id + clean_session=False: the broker keeps QoS 1 messages for the hub
+    # while it is down. Two hubs must never share one id.
+    client_id: str = Field("genius-hub", min_length=1, max_length=64)
+    username: str | None = None
+    password: SecretStr | None = None
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    reconnect_min_s: float = Field(0.2, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+    # Bound on aiomqtt's own incoming queue (messages). Past it a delivery is discarded
+    # unacknowledged and the hub reconnects to have the broker redeliver (see hub.ingest).
+    max_queued_incoming: int = Field(2_000, ge=10)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+            raise ValueError(f"broker url {value!r} must look like mqtt://host:port")
+        return value
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 1883
+
+
+class StoreSettings(BaseModel):
+    model_config = _SECTION
+    path: Path = Path("genius-hub.db")
+    busy_timeout_s: float = Field(10.0, gt=0)
+
+
+class IngestSettings(BaseModel):
+    """Group commit, backpressure and acknowledgement."""
+
+    model_config = _SECTION
+    # Messages waiting between the MQTT receiver and the writer (backpressure point).
+    queue_messages: int = Field(256, ge=1)
+    # One transaction takes what is already waiting, up to this many events or this long.
+    group_max_events: int = Field(20_000, ge=1)
+    group_max_s: float = Field(0.05, gt=0)
+    # PUBACK QoS 1 deliveries only after their batch is committed (paho manual ack).
+    manual_ack: bool = True
+    ack_max_gaps: int = Field(64, ge=0)
+    dead_letter_warn_window_s: float = Field(60.0, gt=0)
+    # How long shutdown may spend committing what is in hand.
+    flush_timeout_s: float = Field(10.0, gt=0)
+    # The context is persisted with the commits at most this often (a crash loses at most
+    # this much of it; the next events refresh it).
+    context_persist_s: float = Field(1.0, ge=0)
+    # A commit that fails is retried this many times before the hub stops (nothing is acked).
+    commit_retries: int = Field(3, ge=0)
+
+
+class ContextSettings(BaseModel):
+    """How the digital context reads occupancy and home/away (see ``hub.context``)."""
+
+    model_config = _SECTION
+    occupancy_window_s: float = Field(300.0, ge=0)
+    away_after_s: float = Field(1800.0, gt=0)
+    door_keywords: tuple[str, ...] = ("door", "entrance", "entry", "hall")
+
+
+class HubSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GENIUS_HUB_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    broker: BrokerSettings = BrokerSettings()
+    store: StoreSettings = StoreSettings()
+    ingest: IngestSettings = IngestSettings()
+    context: ContextSettings = ContextSettings()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _TOML_PATH.get()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @classmethod
+    def load(cls, config: Path | str | None = None, **overrides: Any) -> HubSettings:
+        """Settings from ``overrides`` > env > ``config`` TOML (or ``$GENIUS_HUB_CONFIG``) > defaults.
+
+        ``overrides`` are nested dicts by section (``broker={"url": ...}``), deep-merged over
+        the other sources. Raises ``ConfigError`` for a missing
+        file, bad TOML or an invalid/unknown setting.
+        """
+        if config is None and os.environ.get("GENIUS_HUB_CONFIG"):
+            config = os.environ["GENIUS_HUB_CONFIG"]
+        path = Path(config) if config is not None else None
+        if path is not None and not path.is_file():
+            raise ConfigError(f"hub config file {str(path)!r} does not exist")
+        token = _TOML_PATH.set(path)
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise ConfigError(f"invalid hub settings: {exc}") from exc
+        except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
+            raise ConfigError(f"cannot read hub config {str(path)!r}: {exc}") from exc
+        finally:
+            _TOML_PATH.reset(token)

@@ -1,0 +1,109 @@
+"""ContextFuser: latest values, room occupancy, home/away, edges, and restore from state."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from devices.wire import DeviceProfile, EdgeStatus, event_from_values
+from hub.context import ContextFuser
+from hub.settings import ContextSettings
+
+T0 = 1_700_000_000.0
+
+
+def ev(seq: int, ts: float, device: str, capability: str, value: Any, room: str | None = None) -> Any:
+    return event_from_values(seq=seq, ts=ts, device=device, capability=capability, value=value, room=room)
+
+
+def fuser(now: float) -> ContextFuser:
+    return ContextFuser(ContextSettings(occupancy_window_s=300, away_after_s=1800), clock=lambda: now)
+
+
+def test_latest_value_per_device_capability_wins_by_timestamp_not_arrival() -> None:
+    f = fuser(T0 + 100)
+    f.apply_events("c", "e", [ev(2, T0 + 20, "th", "temperature", 22.0, "kitchen")])
+    f.apply_events("c", "e", [ev(1, T0 + 10, "th", "temperature", 19.0, "kitchen")])  # late, older
+    latest = f.snapshot("c")["latest"]
+    assert latest == [{"edge_id": "e", "device": "th", "capability": "temperature", "value": 22.0,
+                       "ts": T0 + 20, "room": "kitchen"}]
+
+
+def test_room_is_occupied_while_sensor_on_and_for_the_window_after_it_turns_off() -> None:
+    f = fuser(T0 + 200)
+    f.apply_events("c", "e", [
+        ev(1, T0, "pir1", "occupancy", True, "kitchen"),
+        ev(2, T0 + 60, "pir1", "occupancy", False, "kitchen"),
+        ev(3, T0 + 100, "pir2", "occupancy", True, "office"),
+    ])
+    snap = f.snapshot("c")
+    assert snap["occupied_rooms"] == ["kitchen", "office"]  # kitchen: activation 200 s ago < 300 s
+    assert snap["home"] is True and snap["home_basis"] == "occupancy"
+    later = f.snapshot("c", now=T0 + 1000)
+    assert later["occupied_rooms"] == ["office"]  # office sensor still reads on
+    kitchen = next(r for r in later["rooms"] if r["room"] == "kitchen")
+    assert kitchen["occupied"] is False and kitchen["last_activation"] == T0
+
+
+def test_presence_sensor_decides_home_when_there_is_one() -> None:
+    f = fuser(T0 + 10)
+    f.apply_events("c", "e", [ev(1, T0, "pir", "occupancy", True, "hall"), ev(2, T0 + 1, "phone", "presence", False)])
+    snap = f.snapshot("c")
+    assert (snap["home"], snap["home_basis"]) == (False, "presence")
+
+
+def test_door_then_nothing_moving_means_away_and_movement_after_it_means_home() -> None:
+    f = fuser(T0)
+    f.apply_events("c", "e", [
+        ev(1, T0, "pir", "occupancy", True, "living"),
+        ev(2, T0 + 30, "pir", "occupancy", False, "living"),
+        ev(3, T0 + 40, "front_door", "contact", False, "hall"),
+        ev(4, T0 + 45, "front_door", "contact", True, "hall"),
+    ])
+    assert f.snapshot("c", now=T0 + 120)["home"] is True  # just left or arrived: not decided yet
+    away = f.snapshot("c", now=T0 + 45 + 301)
+    assert (away["home"], away["home_basis"]) == (False, "door")
+    f.apply_events("c", "e", [ev(5, T0 + 2000, "lamp", "switch", True, "living")])
+    back = f.snapshot("c", now=T0 + 2000 + 400)
+    assert (back["home"], back["home_basis"]) == (True, "door")
+
+
+def test_without_doors_home_follows_recent_activity() -> None:
+    f = fuser(T0)
+    f.apply_events("c", "e", [ev(1, T0, "button", "action", "single", "bedroom")])
+    assert f.snapshot("c", now=T0 + 600)["home"] is True
+    snap = f.snapshot("c", now=T0 + 1801)
+    assert (snap["home"], snap["home_basis"]) == (False, "activity")
+
+
+def test_ambient_readings_are_not_activity_and_no_signal_means_unknown() -> None:
+    f = fuser(T0)
+    f.apply_events("c", "e", [ev(1, T0, "th", "temperature", 20.0, "kitchen")])
+    snap = f.snapshot("c")
+    assert (snap["home"], snap["home_basis"]) == (None, "none")
+    assert f.snapshot("nobody")["home"] is None
+
+
+def test_edges_online_backlog_and_inventory_are_fused_across_edges() -> None:
+    f = fuser(T0)
+    f.apply_status("c", "home", EdgeStatus(state="online", backlog=12, ts=T0, version="1.0"))
+    f.apply_status("c", "car", EdgeStatus(state="online", ts=T0))
+    f.apply_status("c", "car", EdgeStatus(state="offline", ts=T0 + 5))  # its last will
+    f.apply_devices("c", "home", [DeviceProfile(device="pir", adapter="zigbee2mqtt", room="hall",
+                                                capabilities=("occupancy",))])
+    edges = {e["edge_id"]: e for e in f.snapshot("c")["edges"]}
+    assert edges["home"]["online"] is True and edges["home"]["backlog"] == 12
+    assert edges["car"]["online"] is False
+    assert edges["home"]["devices"][0]["device"] == "pir"
+
+
+def test_snapshot_is_json_serialisable_and_state_restores_to_the_same_snapshot() -> None:
+    f = fuser(T0 + 50)
+    f.apply_events("c", "e", [ev(1, T0, "pir", "occupancy", True, "hall"), ev(2, T0 + 1, "th", "humidity", 40.0)])
+    f.apply_status("c", "e", EdgeStatus(state="online", ts=T0))
+    before = f.snapshot("c")
+    json.dumps(before)
+    g = fuser(T0 + 50)
+    g.restore({cid: json.loads(json.dumps(state)) for cid, state in f.take_dirty()})
+    assert g.snapshot("c") == before
+    assert f.take_dirty() == []  # taken once

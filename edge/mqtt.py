@@ -1,0 +1,52 @@
+"""Small helpers shared by the edge's two MQTT clients (local broker, hub broker)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import aiomqtt
+
+from .deadletters import DeadLetters
+
+__all__ = ["NODELAY", "counting_queue", "payload_bytes"]
+
+# PUBACKs and small batches are tiny writes: without TCP_NODELAY, Nagle holds each one until
+# the previous segment is acknowledged, which halved QoS 1 receive throughput on loopback.
+NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+
+
+def payload_bytes(payload: Any) -> bytes:
+    """aiomqtt hands received payloads over as bytes; be exact if it ever does not."""
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, bytearray):
+        return bytes(payload)
+    if payload is None:
+        return b""
+    return str(payload).encode()
+
+
+def counting_queue(dead_letters: DeadLetters, *, source: str) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """A queue class for ``aiomqtt.Client(queue_type=…)`` that dead-letters what it cannot hold.
+
+    aiomqtt acknowledges QoS 1 on arrival and, when its bounded queue is full, drops the
+    message with only a log line. This queue records each one instead (topic, raw bytes,
+    reason ``queue_full``) so an overload is counted, not silent.
+    """
+
+    class _CountingQueue(asyncio.Queue[aiomqtt.Message]):
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            if self.full():
+                dead_letters.record(
+                    source=source,
+                    reason="queue_full",
+                    topic=str(item.topic),
+                    payload=payload_bytes(item.payload),
+                    detail=f"incoming queue full ({self.maxsize} messages)",
+                )
+                return
+            super().put_nowait(item)
+
+    return _CountingQueue

@@ -1,0 +1,185 @@
+"""Normalise: one local message → adapter session → checked readings → privacy → outbox.
+
+This is the edge's hot path. ``handle`` never raises for bad input: a payload the adapter
+rejects, a topic no session owns, a reading that would break the wire contract (NaN, a
+bool where a number belongs, a control character in a device name …) is dead-lettered
+with its reason, and the rest of the message still counts. A reading that broke the
+contract would otherwise make the hub reject the whole batch it travels in.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from devices.adapter import AdapterSession, first_session
+from devices.capabilities import KIND
+from devices.errors import PayloadError
+from devices.readings import AdapterResult, Reading
+
+from .deadletters import DeadLetters
+from .inventory import Inventory
+from .outbox import Outbox
+from .privacy import PrivacyFilter
+from .settings import DeviceSettings
+
+__all__ = ["Pipeline", "PipelineCounters", "SubscriptionChanges", "reading_problem"]
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
+_TS_MAX = 32503680000.0  # year 3000, as the wire contract
+
+
+def reading_problem(reading: Reading, *, valid_names: set[str] | None = None) -> str | None:
+    """Why ``reading`` would break the wire contract, or ``None`` if it is fine."""
+    kind = KIND.get(reading.capability)
+    if kind is None:
+        return f"unknown capability {reading.capability!r}"
+    value = reading.value
+    vtype = type(value)
+    if kind == "bool":
+        if vtype is not bool:
+            return f"{reading.capability} needs a bool, got {value!r}"
+    elif kind == "number":
+        if (vtype is not float and vtype is not int) or not math.isfinite(value) or abs(value) > 1e12:  # type: ignore[arg-type]
+            return f"{reading.capability} needs a finite number, got {value!r}"
+    elif vtype is not str or len(value) > 256:  # type: ignore[arg-type]
+        return f"{reading.capability} needs text of at most 256 characters, got {value!r:.80}"
+    ts = reading.ts
+    if (type(ts) is not float and type(ts) is not int) or not (0.0 <= ts < _TS_MAX):
+        return f"bad timestamp {ts!r}"
+    for name in (reading.device, reading.room):
+        if name is None or (valid_names is not None and name in valid_names):
+            continue
+        if type(name) is not str or not _NAME.fullmatch(name):
+            return f"bad device or room name {name!r:.80}"
+        if valid_names is not None and len(valid_names) < 100_000:
+            valid_names.add(name)
+    return None
+
+
+@dataclass(slots=True)
+class PipelineCounters:
+    messages: int = 0
+    readings: int = 0
+    rejected_messages: int = 0
+
+
+@dataclass(slots=True)
+class SubscriptionChanges:
+    subscribe: list[str] = field(default_factory=list)
+    unsubscribe: list[str] = field(default_factory=list)
+
+
+_NO_CHANGES = SubscriptionChanges()
+
+
+class Pipeline:
+    """Routes local messages through adapter sessions into the outbox, applying the edge's policy."""
+
+    def __init__(
+        self,
+        sessions: Sequence[AdapterSession],
+        *,
+        outbox: Outbox,
+        privacy: PrivacyFilter,
+        inventory: Inventory,
+        dead_letters: DeadLetters,
+        devices: Mapping[str, DeviceSettings],
+    ) -> None:
+        self.sessions = list(sessions)
+        self.outbox = outbox
+        self.privacy = privacy
+        self.inventory = inventory
+        self.dead_letters = dead_letters
+        self.rooms = {name: d.room for name, d in devices.items() if d.room is not None}
+        self.counters = PipelineCounters()
+        self._routes: dict[str, AdapterSession | None] = {}
+        self._valid_names: set[str] = set()
+        self._out: list[Reading] = []
+
+    def subscriptions(self) -> list[str]:
+        """Every topic filter the sessions want now, without duplicates, in order."""
+        seen: dict[str, None] = {}
+        for session in self.sessions:
+            for f in session.subscriptions():
+                seen.setdefault(f, None)
+        return list(seen)
+
+    def route(self, topic: str) -> AdapterSession | None:
+        try:
+            return self._routes[topic]
+        except KeyError:
+            session = first_session(self.sessions, topic)
+            if len(self._routes) >= 50_000:  # topics come from devices; keep the cache bounded
+                self._routes.clear()
+            self._routes[topic] = session
+            return session
+
+    def handle(self, topic: str, payload: bytes, *, ts: float) -> SubscriptionChanges:
+        """Process one local message; the subscription changes discovery asked for."""
+        self.counters.messages += 1
+        session = self.route(topic)
+        if session is None:
+            self._reject("unrouted", topic, payload, "no adapter session matches this topic")
+            return _NO_CHANGES
+        try:
+            result = session.handle(topic, payload, ts=ts)
+        except PayloadError as exc:
+            self._reject(exc.reason, topic, payload, str(exc))
+            return _NO_CHANGES
+        except Exception as exc:  # a third-party adapter can raise anything; the loop must live
+            self._reject("adapter_error", topic, payload, f"{type(exc).__name__}: {exc}")
+            return _NO_CHANGES
+        if result.readings:
+            self._queue(result, topic, payload)
+        if result.profiles:
+            self.inventory.update(result.profiles)
+        for availability in result.availability:
+            self.inventory.set_available(availability.device, availability.online)
+        if result.subscribe or result.unsubscribe:
+            self._routes.clear()  # a session's filters changed: routes must be recomputed
+            return SubscriptionChanges(list(result.subscribe), list(result.unsubscribe))
+        return _NO_CHANGES
+
+    def _queue(self, result: AdapterResult, topic: str, payload: bytes) -> None:
+        out = self._out
+        rooms = self.rooms
+        apply = self.privacy.apply
+        for reading in result.readings:
+            room = rooms.get(reading.device)
+            if room is not None and room != reading.room:
+                reading = Reading(reading.ts, reading.device, reading.capability, reading.value, room)
+            problem = reading_problem(reading, valid_names=self._valid_names)
+            if problem is not None:
+                self._reject("reading", topic, payload, problem)
+                continue
+            apply(reading, out)
+        self.counters.readings += len(result.readings)
+        if out:
+            self.outbox.put(out)
+            out.clear()
+
+    def tick(self, now: float) -> int:
+        """Queue coarse windows that have closed by ``now``; how many were queued."""
+        out: list[Reading] = []
+        self.privacy.due(now, out)
+        if out:
+            self.outbox.put(out)
+        return len(out)
+
+    def drain(self) -> int:
+        """Queue every open coarse window now (shutdown)."""
+        out: list[Reading] = []
+        self.privacy.drain(out)
+        if out:
+            self.outbox.put(out)
+        return len(out)
+
+    def _reject(self, reason: str, topic: str, payload: bytes, detail: str) -> None:
+        self.counters.rejected_messages += 1
+        self.dead_letters.record(source="local", reason=reason, topic=topic, payload=payload, detail=detail)

@@ -40,8 +40,9 @@ class Catalog:
         self.customers: dict[str, int] = {}
         self.edges: dict[str, EdgeEntry] = {}
         self.edges_by_key: dict[int, EdgeEntry] = {}
-        self.devices: dict[tuple[int, str], int] = {}
-        self.rooms: dict[tuple[int, str], int] = {}
+        # edge_key -> name -> key (nested, so the hot path hashes a str, not a tuple)
+        self.devices: dict[int, dict[str, int]] = {}
+        self.rooms: dict[int, dict[str, int]] = {}
         self.capabilities: dict[str, int] = {}
         self.capability_names: dict[int, str] = {}
         self.device_names: dict[int, str] = {}
@@ -63,12 +64,12 @@ class Catalog:
         self._next_edge = max(self._next_edge, entry.edge_key + 1)
 
     def load_device(self, key: int, edge_key: int, name: str) -> None:
-        self.devices[(edge_key, name)] = key
+        self.devices.setdefault(edge_key, {})[name] = key
         self.device_names[key] = name
         self._next_device = max(self._next_device, key + 1)
 
     def load_room(self, key: int, edge_key: int, name: str) -> None:
-        self.rooms[(edge_key, name)] = key
+        self.rooms.setdefault(edge_key, {})[name] = key
         self.room_names[key] = name
         self._next_room = max(self._next_room, key + 1)
 
@@ -102,21 +103,23 @@ class Catalog:
         return entry
 
     def device(self, edge_key: int, name: str) -> int:
-        key = self.devices.get((edge_key, name))
+        names = self.devices.setdefault(edge_key, {})
+        key = names.get(name)
         if key is None:
             key = self._next_device
             self._next_device += 1
-            self.devices[(edge_key, name)] = key
+            names[name] = key
             self.device_names[key] = name
             self.pending.devices.append((key, edge_key, name))
         return key
 
     def room(self, edge_key: int, name: str) -> int:
-        key = self.rooms.get((edge_key, name))
+        names = self.rooms.setdefault(edge_key, {})
+        key = names.get(name)
         if key is None:
             key = self._next_room
             self._next_room += 1
-            self.rooms[(edge_key, name)] = key
+            names[name] = key
             self.room_names[key] = name
             self.pending.rooms.append((key, edge_key, name))
         return key

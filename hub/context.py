@@ -33,9 +33,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from devices.wire import BoolEvent, DeviceProfile, EdgeStatus, NumberEvent, TextEvent
+from devices.wire import DeviceProfile, EdgeStatus
 
 from .settings import ContextSettings
+from .validation import EventDict
 
 __all__ = ["ContextFuser", "CustomerContext", "EdgeContext"]
 
@@ -43,7 +44,6 @@ DOOR_GRACE_S = 60.0
 ACTIVITY = frozenset({"occupancy", "contact", "switch", "lock", "action", "media", "checkin"})
 
 Value = bool | float | str
-AnyEvent = BoolEvent | NumberEvent | TextEvent
 
 
 @dataclass(slots=True)
@@ -119,43 +119,88 @@ class ContextFuser:
         return ctx
 
     # -- updates (hot path) ------------------------------------------------------------------
-    def apply_events(self, customer_id: str, edge_id: str, events: Sequence[AnyEvent]) -> None:
-        """Fold a batch of events (any order) into the customer's context."""
+    def apply_events(self, customer_id: str, edge_id: str, events: Sequence[EventDict]) -> None:
+        """Fold a batch of events (wire dicts, any order) into the customer's context.
+
+        A batch whose timestamps ascend (the usual case) is folded per key, not per event:
+        only the newest event of each (device, capability), and of each device's
+        occupancy-on, can change anything. A device's room is read from those events.
+        """
         ctx = self.customer(customer_id)
-        latest = ctx.latest
-        rooms = ctx.rooms
-        last_activity = ctx.last_activity or 0.0
-        last_door = ctx.last_door or 0.0
-        for ev in events:
-            ts = ev.ts
-            cap = ev.capability
-            key = (edge_id, ev.device, cap)
-            cur = latest.get(key)
-            if cur is None or ts >= cur[0]:
-                latest[key] = (ts, ev.value, ev.room)
-            if cap not in ACTIVITY or (cap == "occupancy" and ev.value is False):
-                continue
-            if cap == "contact" and self._is_door(edge_id, ev.device, ev.room):
-                if ts > last_door:
-                    last_door = ts
-                continue
-            if ts > last_activity:
-                last_activity = ts
-            if ev.room is not None:
-                room = rooms.get((edge_id, ev.room))
-                if room is None:
-                    room = rooms[(edge_id, ev.room)] = [0.0, 0.0]
-                if ts > room[0]:
-                    room[0] = ts
-                if cap == "occupancy" and ts > room[1]:
-                    room[1] = ts
-        ctx.last_activity = last_activity or None
-        ctx.last_door = last_door or None
+        ts = [e["ts"] for e in events]
+        if ts == sorted(ts):
+            self._fold_ascending(ctx, edge_id, events)
+        else:
+            self._fold_each(ctx, edge_id, events)
         edge = ctx.edges.get(edge_id)
         if edge is None:
             edge = ctx.edges[edge_id] = EdgeContext()
         edge.last_seen = self._clock()
         self._dirty.add(customer_id)
+
+    def _fold_ascending(self, ctx: CustomerContext, edge_id: str, events: Sequence[EventDict]) -> None:
+        newest = {(e["device"], e["capability"]): e for e in events}  # ascending: last is newest
+        switched_on = {e["device"]: e for e in events if e["value"] is True and e["capability"] == "occupancy"}
+        latest = ctx.latest
+        activity = ctx.last_activity or 0.0
+        door = ctx.last_door or 0.0
+        for (device, cap), e in newest.items():
+            ts = e["ts"]
+            room = e.get("room")
+            key = (edge_id, device, cap)
+            cur = latest.get(key)
+            if cur is None or ts >= cur[0]:
+                latest[key] = (ts, e["value"], room)
+            if cap not in ACTIVITY or cap == "occupancy":  # occupancy: only turning on counts
+                continue
+            if cap == "contact" and self._is_door(edge_id, device, room):
+                door = max(door, ts)
+                continue
+            activity = max(activity, ts)
+            if room is not None:
+                self._room(ctx, edge_id, room, ts, activation=False)
+        for device, e in switched_on.items():
+            ts = e["ts"]
+            activity = max(activity, ts)
+            room = e.get("room")
+            if room is not None:
+                self._room(ctx, edge_id, room, ts, activation=True)
+        ctx.last_activity = activity or None
+        ctx.last_door = door or None
+
+    def _fold_each(self, ctx: CustomerContext, edge_id: str, events: Sequence[EventDict]) -> None:
+        latest = ctx.latest
+        activity = ctx.last_activity or 0.0
+        door = ctx.last_door or 0.0
+        for e in events:
+            ts = e["ts"]
+            cap = e["capability"]
+            device = e["device"]
+            room = e.get("room")
+            key = (edge_id, device, cap)
+            cur = latest.get(key)
+            if cur is None or ts >= cur[0]:
+                latest[key] = (ts, e["value"], room)
+            if cap not in ACTIVITY or (cap == "occupancy" and e["value"] is not True):
+                continue
+            if cap == "contact" and self._is_door(edge_id, device, room):
+                door = max(door, ts)
+                continue
+            activity = max(activity, ts)
+            if room is not None:
+                self._room(ctx, edge_id, room, ts, activation=cap == "occupancy")
+        ctx.last_activity = activity or None
+        ctx.last_door = door or None
+
+    @staticmethod
+    def _room(ctx: CustomerContext, edge_id: str, room: str, ts: float, *, activation: bool) -> None:
+        state = ctx.rooms.get((edge_id, room))
+        if state is None:
+            state = ctx.rooms[(edge_id, room)] = [0.0, 0.0]
+        if ts > state[0]:
+            state[0] = ts
+        if activation and ts > state[1]:
+            state[1] = ts
 
     def apply_status(self, customer_id: str, edge_id: str, status: EdgeStatus) -> None:
         edge = self.customer(customer_id).edges.setdefault(edge_id, EdgeContext())

@@ -19,8 +19,10 @@ Flow, and why:
   when it is full aiomqtt discards a message (unacknowledged, thanks to manual acks); the
   hub notices, commits and acknowledges what it holds, then reconnects so the broker
   redelivers what was discarded.
-* **Group commit.** The writer takes what is already waiting, up to ``group_max_events``
-  or ``group_max_s``, and commits it in one transaction (``Pipeline`` → ``Store.write``).
+* **Group commit, pipelined.** The builder takes what is already waiting, up to
+  ``group_max_events`` or ``group_max_s``, routes it (``Pipeline``) and seals it; the
+  committer writes each sealed group in one transaction (``Store.write``, in SQLite's own
+  thread) while the builder decodes the next one. Shutdown commits what is in hand.
 * **End-to-end ack.** After each commit the retained ``…/ack`` of every edge touched is
   published (``stored_through`` = highest contiguous seq, plus gaps): an edge deletes from
   its outbox only what that covers, and resends the rest. This is what makes delivery
@@ -84,6 +86,15 @@ class IncomingOverflow(aiomqtt.MqttError):
     """aiomqtt had to discard a delivery: reconnect so the broker redelivers it."""
 
 
+@dataclass(slots=True)
+class _Group:
+    """A sealed group with the deliveries it settles."""
+
+    sealed: Sealed
+    to_puback: list[Incoming]
+    taken: int
+
+
 def _incoming(message: aiomqtt.Message, generation: int) -> Incoming:
     payload = message.payload
     if not isinstance(payload, bytes):
@@ -145,10 +156,14 @@ class Ingest:
         self._queue: asyncio.Queue[Incoming] = asyncio.Queue(maxsize=settings.ingest.queue_messages)
         self._client: aiomqtt.Client | None = None
         self._generation = 0
-        # A sealed group not yet written, the messages to PUBACK and the count to task_done.
-        self._inflight: tuple[Sealed, list[Incoming], int] | None = None
+        # Messages taken since the last seal: to PUBACK once committed, and to task_done.
         self._to_puback: list[Incoming] = []
         self._taken = 0
+        # Sealed groups on their way to the committer, in seal order. One may wait while
+        # another is written, so decoding overlaps SQLite's work (it runs in its own thread).
+        self._sealed: asyncio.Queue[_Group] = asyncio.Queue(maxsize=1)
+        self._handoff: _Group | None = None  # sealed, being put on the queue
+        self._writing: _Group | None = None  # being written (retried by the flush if cut short)
         # Acks of committed state only (never of memory running ahead of the database).
         self._acks_committed: dict[int, tuple[str, bytes]] = {}
         self._acks_pending: dict[int, tuple[str, bytes]] = {}
@@ -160,9 +175,14 @@ class Ingest:
         self._acks_committed.update(acks)
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._connection_loop(), name="hub-mqtt")
-            tg.create_task(self._writer(), name="hub-writer")
+        """Receive, build and commit until cancelled; then commit what is in hand."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._connection_loop(), name="hub-mqtt")
+                tg.create_task(self._builder(), name="hub-builder")
+                tg.create_task(self._committer(), name="hub-committer")
+        finally:
+            await self._flush()
 
     # -- MQTT connection -----------------------------------------------------------------------
     def _make_client(self) -> aiomqtt.Client:
@@ -248,31 +268,37 @@ class Ingest:
                     self._acks_pending.setdefault(key, ack)
                 raise
 
-    # -- writer -----------------------------------------------------------------------------
-    async def _writer(self) -> None:
+    # -- builder and committer --------------------------------------------------------------
+    async def _builder(self) -> None:
+        """Take what is waiting (up to the group budget), route it, seal it, hand it over."""
         loop = asyncio.get_running_loop()
         max_events = self.settings.ingest.group_max_events
         max_s = self.settings.ingest.group_max_s
-        try:
-            while True:
-                self._take(await self._queue.get())
-                deadline = loop.time() + max_s
+        while True:
+            self._take(await self._queue.get())
+            deadline = loop.time() + max_s
+            yielded = False
+            while self.pipeline.pending_events < max_events and loop.time() < deadline:
+                try:
+                    msg = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    if yielded:
+                        break
+                    # Let the receiver move what the socket already delivered.
+                    await asyncio.sleep(0)
+                    yielded = True
+                    continue
                 yielded = False
-                while self.pipeline.pending_events < max_events and loop.time() < deadline:
-                    try:
-                        msg = self._queue.get_nowait()
-                    except asyncio.QueueEmpty:
-                        if yielded:
-                            break
-                        # Let the receiver move what the socket already delivered.
-                        await asyncio.sleep(0)
-                        yielded = True
-                        continue
-                    yielded = False
-                    self._take(msg)
-                await self._commit()
-        finally:
-            await self._flush()
+                self._take(msg)
+            self._handoff = self._seal()
+            await self._sealed.put(self._handoff)  # waits while the committer is busy: backpressure
+            self._handoff = None
+
+    async def _committer(self) -> None:
+        while True:
+            self._writing = await self._sealed.get()
+            await self._write(self._writing)
+            self._writing = None
 
     def _take(self, msg: Incoming) -> None:
         self._taken += 1
@@ -281,18 +307,15 @@ class Ingest:
         if msg.qos > 0:
             self._to_puback.append(msg)
 
-    async def _commit(self, *, force_context: bool = False) -> None:
-        """Write the group left over from an interrupted commit (if any), then the current one."""
-        if self._inflight is not None:
-            await self._write_inflight()
-        self._inflight = (self.pipeline.seal(force_context=force_context), self._to_puback, self._taken)
+    def _seal(self, *, force_context: bool = False) -> _Group:
+        group = _Group(self.pipeline.seal(force_context=force_context), self._to_puback, self._taken)
         self._to_puback = []
         self._taken = 0
-        await self._write_inflight()
+        return group
 
-    async def _write_inflight(self) -> None:
-        assert self._inflight is not None
-        sealed, to_puback, taken = self._inflight
+    async def _write(self, group: _Group) -> None:
+        """Commit one group (retrying a failing commit), then PUBACK, ack and call the hooks."""
+        sealed = group.sealed
         retries = self.settings.ingest.commit_retries
         attempt = 0
         while sealed.group:
@@ -306,9 +329,8 @@ class Ingest:
                 log.warning("hub commit failed (%s); retrying", exc)
                 await asyncio.sleep(backoff_delay(attempt, low=0.1, high=2.0))
                 attempt += 1
-        self._inflight = None
-        self._after_commit(sealed, to_puback)
-        for _ in range(taken):
+        self._after_commit(sealed, group.to_puback)
+        for _ in range(group.taken):
             self._queue.task_done()
         await self._run_hooks(sealed.summary)
 
@@ -346,16 +368,31 @@ class Ingest:
                 log.exception("on_committed hook %s failed", name)
 
     async def _flush(self) -> None:
-        """Commit what is in hand (and already queued) within ``flush_timeout_s``."""
+        """After the tasks stopped: commit, in order, every group and message still in hand.
+
+        Writes are idempotent, so a group whose commit was cut short is simply written again.
+        """
+        groups = [g for g in (self._writing,) if g is not None]
+        while not self._sealed.empty():
+            groups.append(self._sealed.get_nowait())
+        if self._handoff is not None:
+            groups.append(self._handoff)
+        self._writing = self._handoff = None
+        while not self._queue.empty():
+            self._take(self._queue.get_nowait())
+        groups.append(self._seal(force_context=True))
         try:
             async with asyncio.timeout(self.settings.ingest.flush_timeout_s):
-                while True:
-                    while not self._queue.empty():
-                        self._take(self._queue.get_nowait())
-                    await self._commit(force_context=True)
-                    if self._queue.empty():
-                        break
+                for group in groups:
+                    await self._write(group)
         except TimeoutError:
             log.error("hub shutdown: commit did not finish in time; the broker will redeliver")
         except StorageError as exc:
             log.error("hub shutdown: final commit failed (%s); the broker will redeliver", exc)
+        st = self.stats
+        log.info(
+            "hub ingest stopped: %d messages, %d events stored, %d duplicates, %d dead letters, %d commits,"
+            " %d acks published, %d connections, %d overflows",
+            st.messages, st.events_stored, st.duplicates, st.dead_letters, st.commits, st.acks_published,
+            st.connections, st.overflows,
+        )

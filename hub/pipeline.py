@@ -22,17 +22,17 @@ from pydantic import TypeAdapter, ValidationError
 
 from devices.errors import PayloadError, ValidationFailed
 from devices.topics import HubTopic, ack_topic, parse_hub_topic
-from devices.wire import BoolEvent, DeviceProfile, EdgeStatus, Feedback, NumberEvent, TextEvent, decode, decode_batch
+from devices.wire import DeviceProfile, EdgeStatus, Feedback, decode
 
 from .catalog import Catalog, EdgeEntry
 from .context import ContextFuser
 from .deadletters import DeadLetters
 from .progress import EdgeProgress
 from .store import WriteGroup
+from .validation import EventDict, decode_batch_dicts
 
 __all__ = ["CommitSummary", "Incoming", "Pipeline", "Sealed"]
 
-AnyEvent = BoolEvent | NumberEvent | TextEvent
 _PROFILES: TypeAdapter[list[DeviceProfile]] = TypeAdapter(list[DeviceProfile])
 
 
@@ -51,11 +51,12 @@ class CommitSummary:
     """What one commit stored, for ``Hub.on_committed`` hooks (e.g. anticipation).
 
     ``batches`` holds ``(customer_id, edge_id, new_events)`` for each batch that stored
-    something (duplicates left out), in arrival order.
+    something (duplicates left out), in arrival order; events are wire dicts
+    (``seq``, ``ts``, ``device``, ``capability``, ``value``, ``room`` — absent means None).
     """
 
     customers: frozenset[str]
-    batches: tuple[tuple[str, str, tuple[AnyEvent, ...]], ...]
+    batches: tuple[tuple[str, str, tuple[EventDict, ...]], ...]
     stored: int
     duplicates: int
     dead_letters: int
@@ -86,7 +87,7 @@ class Pipeline:
         *,
         clock: Callable[[], float] = time.time,
         ack_max_gaps: int = 64,
-        context_persist_s: float = 1.0,
+        context_persist_s: float = 5.0,
     ) -> None:
         self.catalog = catalog
         self.progress = progress
@@ -101,7 +102,7 @@ class Pipeline:
     def _reset(self) -> None:
         self._group = WriteGroup()
         self._touched: dict[int, None] = {}  # edge keys with events, in first-touch order
-        self._batches: list[tuple[str, str, tuple[AnyEvent, ...]]] = []
+        self._batches: list[tuple[str, str, tuple[EventDict, ...]]] = []
         self._stored = 0
         self._duplicates = 0
         self._dead = 0
@@ -132,7 +133,7 @@ class Pipeline:
 
     def _events(self, msg: Incoming, topic: HubTopic, edge_id: str) -> int:
         try:
-            batch = decode_batch(msg.payload, customer_id=topic.customer_id, edge_id=edge_id)
+            batch = decode_batch_dicts(msg.payload, customer_id=topic.customer_id, edge_id=edge_id)
         except ValidationFailed as exc:
             self._dead_letter(msg, topic, reason=exc.reason, detail=str(exc))
             return 0
@@ -140,13 +141,13 @@ class Pipeline:
         entry = self._edge(msg, topic, edge_id, now)
         if entry is None:
             return 0
-        events = batch.events
+        events = batch["events"]
         edge_key = entry.edge_key
         progress = self.progress.get(edge_key)
         if progress is None:
             progress = self.progress[edge_key] = EdgeProgress(edge_key)
-        keep = progress.accept([e.seq for e in events])
-        new: list[AnyEvent] = events if keep is None else [events[i] for i in keep]
+        keep = progress.accept([e["seq"] for e in events])
+        new: list[EventDict] = events if keep is None else [events[i] for i in keep]
         self._stored += len(new)
         self._duplicates += len(events) - len(new)
         if edge_key not in self._touched:
@@ -154,14 +155,16 @@ class Pipeline:
         if not new:
             return len(events)
         catalog = self.catalog
-        devices, rooms, caps = catalog.devices, catalog.rooms, catalog.capabilities
-        rows = self._group.events
-        append = rows.append
+        devices = catalog.devices.setdefault(edge_key, {})
+        rooms = catalog.rooms.setdefault(edge_key, {})
+        caps = catalog.capabilities
+        append = self._group.events.append
         for e in new:
-            device = devices.get((edge_key, e.device)) or catalog.device(edge_key, e.device)
-            room = e.room
-            room_key = None if room is None else (rooms.get((edge_key, room)) or catalog.room(edge_key, room))
-            append((edge_key, e.seq, e.ts, device, caps[e.capability], e.value, room_key))
+            name = e["device"]
+            device = devices.get(name) or catalog.device(edge_key, name)
+            room = e.get("room")
+            room_key = None if room is None else (rooms.get(room) or catalog.room(edge_key, room))
+            append((edge_key, e["seq"], e["ts"], device, caps[e["capability"]], e["value"], room_key))
         self.context.apply_events(entry.customer_id, edge_id, new)
         self._batches.append((entry.customer_id, edge_id, tuple(new)))
         return len(events)

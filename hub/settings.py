@@ -90,7 +90,7 @@ class IngestSettings(BaseModel):
     flush_timeout_s: float = Field(10.0, gt=0)
     # The context is persisted with the commits at most this often (a crash loses at most
     # this much of it; the next events refresh it).
-    context_persist_s: float = Field(1.0, ge=0)
+    context_persist_s: float = Field(5.0, ge=0)
     # A commit that fails is retried this many times before the hub stops (nothing is acked).
     commit_retries: int = Field(3, ge=0)
 

@@ -213,3 +213,45 @@ async def test_a_backlog_larger_than_the_hub_queues_is_taken_in_bounded_bites(
             await fe.wait_ack(pub, c, e, through=3000, timeout=60)
         assert hub.stats.overflows >= 1  # it did overflow, reconnected, and lost nothing
         assert hub.stats.events_stored == 3000
+
+
+async def test_hub_reconnects_after_the_broker_restarts_and_takes_what_was_kept(
+    mosquitto_factory: Callable[..., Mosquitto], tmp_path: Path
+) -> None:
+    broker = mosquitto_factory()
+    c, e = "rc-c", "rc-e"
+    async with running_hub(settings_for(broker.url, tmp_path / "hub.db", "hub-rc")) as hub:
+        async with fe.client(broker.host, broker.port) as pub:
+            await fe.publish(pub, c, e, [fe.seq_batch(c, e, 1, 10)])
+            await fe.wait_ack(pub, c, e, through=10)
+        broker.restart()  # persistence keeps the hub's session and the retained ack
+        async with fe.client(broker.host, broker.port) as pub:
+            await fe.publish(pub, c, e, [fe.seq_batch(c, e, 11, 10)])
+            await fe.wait_ack(pub, c, e, through=20, timeout=20)
+        assert hub.stats.connections >= 2 and hub.stats.events_stored == 20
+
+
+async def test_a_failing_hook_is_counted_and_ingest_goes_on(
+    mosquitto: Mosquitto, tmp_path: Path, prefix: str
+) -> None:
+    c, e = f"{prefix}-c", f"{prefix}-e"
+    seen: list[int] = []
+
+    def broken(_: CommitSummary) -> None:
+        raise RuntimeError("boom")
+
+    async def counting(summary: CommitSummary) -> None:
+        seen.append(summary.stored)
+
+    async with running_hub(settings_for(mosquitto.url, tmp_path / "hub.db", f"hub-{prefix}")) as hub:
+        hub.on_committed.extend([broken, counting])
+        async with fe.client(mosquitto.host, mosquitto.port) as pub:
+            await fe.publish(pub, c, e, [fe.seq_batch(c, e, 1, 10)])
+            await fe.wait_ack(pub, c, e, through=10)
+            await fe.publish(pub, c, e, [fe.seq_batch(c, e, 11, 10)])
+            await fe.wait_ack(pub, c, e, through=20)
+        async with asyncio.timeout(5):  # hooks run right after the commit, beside the ack
+            while sum(seen) < 20:
+                await asyncio.sleep(0.01)
+        assert sum(hub.stats.hook_errors.values()) >= 2 and sum(seen) == 20
+    await forget_session(mosquitto.host, mosquitto.port, f"hub-{prefix}")

@@ -22,7 +22,7 @@ from devices.definitions import Expose
 
 ADAPTERS = {a.name: a for a in load_registry(strict=True).adapters.values()}
 QUICK = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-LONG = settings(max_examples=20_000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+LONG = settings(max_examples=10_000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _keys(doc: Any, out: set[str]) -> set[str]:

@@ -138,6 +138,26 @@ def check_random_bytes_never_crash(adapter: Adapter) -> None:
                 assert_valid_result(result)
 
 
+def _hostile(topic: str) -> list[str]:
+    head, _, last = topic.rpartition("/")
+    return [topic + "\n", topic + "/\x7f", f"{head}/{'d' * 200}" if head else "d" * 200, topic + "/",
+            f"{head}/\x00{last}" if head else "\x00" + last, topic.replace("/", "//", 1)]
+
+
+def check_hostile_topic_names_never_crash(adapter: Adapter) -> None:
+    """Device names come from topics: control characters or 200-character names must not get through."""
+    for fixture in _fixtures(adapter):
+        session = adapter.new_session()
+        replay(session, fixture.messages)
+        for m in fixture.messages:
+            for topic in _hostile(m.topic):
+                try:
+                    result = session.handle(topic, m.payload, ts=TS)
+                except PayloadError:
+                    continue
+                assert_valid_result(result)
+
+
 def check_subscriptions_cover_fixture_topics(adapter: Adapter) -> None:
     for fixture in _fixtures(adapter):
         session = adapter.new_session()
@@ -172,6 +192,7 @@ CHECKS: list[Check] = [
     check_truncated_payloads_raise,
     check_wrong_types_raise,
     check_random_bytes_never_crash,
+    check_hostile_topic_names_never_crash,
     check_subscriptions_cover_fixture_topics,
     check_sessions_are_independent,
 ]

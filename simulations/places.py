@@ -79,6 +79,11 @@ class PlaceSpec:
             raise ValueError(f"{self.edge_id}: duplicate device keys")
         self._by_key.update({d.key: d for d in self.devices})
 
+    @property
+    def edge_role(self) -> str:
+        """The role its edge agent declares: hotels and gyms are ``venue`` edges."""
+        return "venue" if self.role in ("hotel", "gym") else self.role
+
     def device(self, key: str) -> DeviceSpec | None:
         return self._by_key.get(key)
 

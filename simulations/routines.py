@@ -321,7 +321,8 @@ class _DayPlanner:
         end = wake + (r.leave_after + 0.5 + r.work_hours) * H
         p.job("work_from_home", market, at=wake + (r.leave_after + 0.3) * H,
               duration=float(rng.uniform(2.5, 4.0)) * H)
-        p.job("eat", market, at=self.at(day, 12.7, sd=0.4), duration=float(rng.uniform(15, 35)) * 60)
+        lunch = max(12.5, self.wake_hour(day) + 4.5)
+        p.job("eat", market, at=self.at(day, lunch, sd=0.4), duration=float(rng.uniform(15, 35)) * 60)
         while p.cursor < end - 0.5 * H:
             left = end - p.cursor
             p.job("work_from_home", market, at=p.cursor + float(rng.uniform(60, 900)),
@@ -367,24 +368,31 @@ class _DayPlanner:
                 self.dishes(market, at=p.cursor + float(rng.uniform(60, 1800)))
         if laundry and self.cal.weekday(day) in r.laundry_days:
             p.job("laundry", market, at=p.cursor + float(rng.uniform(300, 1800)))
+        bed = self.bed_anchor(day)
         if rng.random() < r.tv_p:
-            p.job("watch_tv", market, at=p.cursor + float(rng.uniform(120, 1800)),
-                  duration=r.tv_hours * H * float(rng.uniform(0.5, 1.4)))
-        self.bedtime(day, market)
+            tv_at = p.cursor + float(rng.uniform(120, 1800))
+            # TV fills the evening, but bed time wins (most nights)
+            length = min(r.tv_hours * H * float(rng.uniform(0.5, 1.4)), bed - tv_at - float(rng.uniform(0, 1200)))
+            if length > 900:
+                p.job("watch_tv", market, at=tv_at, duration=length)
+        self.bedtime(day, market, bed)
 
     def dishes(self, market: str, *, at: float) -> None:
         place = self.p.place
         machine = place is not None and place.device("dishwasher") is not None and self.r.dishwasher
         self.p.job("load_dishwasher" if machine else "wash_dishes", market, at=at)
 
-    def bedtime(self, day: int, market: str) -> None:
-        p, r, rng = self.p, self.r, self.rng
-        if r.shower_evening and rng.random() < r.shower_p and p.place is not None:
-            p.job("shower", market, at=self.at(day, r.bed - 0.8))
-        bed_hour = r.bed + (0.4 if self.cal.weekend(day) else 0.0)
+    def bed_anchor(self, day: int) -> float:
+        bed_hour = self.r.bed + (0.4 if self.cal.weekend(day) else 0.0)
         if self.night_week(day):
             bed_hour = 26.5 if self.cal.weekday(day) == 5 else 24.0
-        p.job("go_to_bed", market, at=self.at(day, bed_hour - 0.2))
+        return self.at(day, bed_hour - 0.2)
+
+    def bedtime(self, day: int, market: str, bed: float) -> None:
+        p, r, rng = self.p, self.r, self.rng
+        if r.shower_evening and rng.random() < r.shower_p and p.place is not None:
+            p.job("shower", market, at=bed - 0.6 * H)
+        p.job("go_to_bed", market, at=bed)
         self.night(day, market)
 
     def night(self, day: int, market: str) -> None:
@@ -393,7 +401,7 @@ class _DayPlanner:
             return
         next_wake = self.t0 + (day + 1) * DAY + self.wake_hour(day + 1) * H
         lo, hi = p.cursor + 0.5 * H, next_wake - 0.75 * H
-        n = int(rng.poisson(self.r.night_toilet))
+        n = int(rng.binomial(3, min(self.r.night_toilet / 3.0, 1.0)))  # at most three a night
         if n and hi > lo:
             for t in np.sort(rng.uniform(lo, hi, size=n)):
                 p.job("bed_to_toilet", market, at=float(t))
@@ -409,7 +417,7 @@ class _DayPlanner:
             p.job("cook_dinner", market, at=self.at(day, 17.8))
         p.job("eat", market, at=self.at(day, 18.6), duration=r.eat_min * 60)
         if rng.random() < r.tv_p:
-            p.job("watch_tv", market, at=p.cursor + 300, duration=min(r.tv_hours, 1.5) * H)
+            p.job("watch_tv", market, at=p.cursor + 300, duration=min(r.tv_hours, 1.5) * H * float(rng.uniform(0.6, 1.0)))
         p.job("leave_home", market, at=self.at(day, 20.8, sd=0.1))
         p.leave()
         p.arrive(self.spec.home, self.at(day, 30.2, sd=0.15))

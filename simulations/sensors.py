@@ -198,6 +198,9 @@ def climate_track(edge_id: str, device: DeviceSpec, showers: Sequence[tuple[floa
         hum[i0:i1] += float(rng.uniform(30.0, 45.0)) * (1 - np.exp(-inside / 150.0)) * decay_h
         temp[i0:i1] += float(rng.uniform(0.8, 2.2)) * (1 - np.exp(-inside / 500.0)) * decay_t
     hum = np.clip(hum, 5.0, 99.0)
+    rows = _Rows()
+    if grid.size == 0:
+        return rows.track(edge_id, device, start, end, rng)
     step_t, step_h = np.round(temp / 0.3), np.round(hum / 3.0)
     moved = np.empty(grid.size, dtype=bool)
     moved[0] = True
@@ -205,7 +208,6 @@ def climate_track(edge_id: str, device: DeviceSpec, showers: Sequence[tuple[floa
     beat = np.floor((grid - grid[0]) / device.report_s) if grid.size else grid
     moved[1:] |= np.diff(beat) != 0
     pick = np.flatnonzero(moved)
-    rows = _Rows()
     rows.add(grid[pick] + rng.uniform(0, 30, size=pick.size), STATE,
              {"temperature": np.round(temp[pick], 2), "humidity": np.round(hum[pick], 2)},
              {"pressure": np.round(1013.0 + _slow_noise(rng, grid[pick], 3.0), 1)})

@@ -85,7 +85,9 @@ class EventColumns(NamedTuple):
     def take(self, index: slice | np.ndarray) -> EventColumns:
         return EventColumns(*(col[index] for col in self))
 
-    def __len__(self) -> int:  # type: ignore[override]
+    @property
+    def size(self) -> int:
+        """Number of events (``len()`` is the tuple's, the number of columns)."""
         return int(self.ts.shape[0])
 
 
@@ -102,7 +104,9 @@ class LabelColumns(NamedTuple):
     def take(self, index: slice | np.ndarray) -> LabelColumns:
         return LabelColumns(*(col[index] for col in self))
 
-    def __len__(self) -> int:  # type: ignore[override]
+    @property
+    def size(self) -> int:
+        """Number of labels (``len()`` is the tuple's, the number of columns)."""
         return int(self.begin.shape[0])
 
 
@@ -360,7 +364,7 @@ class DatasetBuilder:
             "jobs": list(self.jobs.names),
             "markets": list(self.markets.names),
             "residents": list(self.residents.names),
-            "counts": {"events": len(events), "labels": len(labels), "customers": len(self.customers)},
+            "counts": {"events": events.size, "labels": labels.size, "customers": len(self.customers)},
         }
         return Dataset.from_columns(full, events, labels)
 

@@ -76,8 +76,8 @@ def _summary(dataset: Any) -> dict[str, Any]:
     return {
         "source": dataset.source,
         "customers": len(dataset),
-        "events": len(dataset.events),
-        "labels": len(dataset.labels),
+        "events": dataset.events.size,
+        "labels": dataset.labels.size,
         "devices": len(dataset.devices),
         "rooms": len(dataset.rooms),
         "jobs": dict(jobs.most_common()),

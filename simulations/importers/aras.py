@@ -80,8 +80,8 @@ class DayStates:
     labels: np.ndarray  # (86400, 2) int16, ids 1..27
 
 
-def parse_day(raw: bytes, *, name: str = "day") -> np.ndarray:
-    """One day file's bytes → (86400, 22) int16. Whitespace-separated 1–2 digit integers only.
+def parse_day(raw: bytes, *, name: str = "day", lines: int = SECONDS) -> np.ndarray:
+    """One day file's bytes → (``lines``, 22) int16. Whitespace-separated 1–2 digit integers only.
 
     Vectorised tokeniser (a ``loadtxt`` of 30 days takes seconds; this takes milliseconds).
     """
@@ -98,9 +98,9 @@ def parse_day(raw: bytes, *, name: str = "day") -> np.ndarray:
     d0 = buf[starts].astype(np.int16) - 48
     d1 = buf[np.minimum(starts + 1, buf.size - 1)].astype(np.int16) - 48
     values = np.where(length == 2, d0 * 10 + d1, d0)
-    if values.size != SECONDS * 22:
-        raise ConfigError(f"{name}: {values.size} numbers, expected 86400 lines of 22")
-    return values.reshape(SECONDS, 22)
+    if values.size != lines * 22:
+        raise ConfigError(f"{name}: {values.size} numbers, expected {lines} lines of 22")
+    return values.reshape(lines, 22)
 
 
 def read_day(path: Path) -> DayStates:

@@ -289,7 +289,7 @@ class DatasetBuilder:
         self.jobs = Vocabulary(jobs)
         self.markets = Vocabulary(markets)
         self.residents = Vocabulary()
-        self._events: list[EventColumns] = []
+        self._events: dict[int, list[EventColumns]] = {}  # by customer: sorting per customer beats one lexsort
         self._labels: list[LabelColumns] = []
 
     def add_events(
@@ -312,7 +312,7 @@ class DatasetBuilder:
             arr = np.asarray(x, dtype=dtype)
             return np.full(n, arr, dtype=dtype) if arr.ndim == 0 else arr
 
-        self._events.append(
+        self._events.setdefault(c, []).append(
             EventColumns(
                 np.full(n, c, np.int32), col(edge, np.int32), ts, col(device, np.int32), col(room, np.int32),
                 col(capability, np.int16), np.asarray(value, dtype=np.float64),
@@ -342,10 +342,12 @@ class DatasetBuilder:
 
     def build(self, **meta: Any) -> Dataset:
         """Sort by (customer, time) and freeze. Extra keyword arguments go into ``meta``."""
-        events = _concat(self._events, EventColumns, _EVENT_DTYPES)
+        parts = []
+        for c in sorted(self._events):
+            chunk = _concat(self._events[c], EventColumns, _EVENT_DTYPES)
+            parts.append(chunk.take(np.argsort(chunk.ts, kind="stable")))
+        events = _concat(parts, EventColumns, _EVENT_DTYPES)
         labels = _concat(self._labels, LabelColumns, _LABEL_DTYPES)
-        order = np.lexsort((events.ts, events.customer))
-        events = events.take(order)
         order = np.lexsort((labels.end, labels.begin, labels.customer))
         labels = labels.take(order)
         if not len(self.residents):

@@ -213,6 +213,7 @@ class UplinkSettings(BaseModel):
     batch_max_events: int = Field(500, ge=1, le=10_000)
     batch_max_delay_s: float = Field(0.2, ge=0, le=60)
     resend_after_s: float = Field(5.0, gt=0)
+    resend_max_s: float = Field(60.0, gt=0)  # the resend timeout doubles up to this without progress
     gap_resend_interval_s: float = Field(1.0, ge=0)  # the same gap is resent at most this often
     max_inflight_events: int = Field(20_000, ge=1)
     max_inflight_batches: int = Field(8, ge=1, le=1000)  # far below paho's 65,535 unacked ids

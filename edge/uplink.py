@@ -13,7 +13,11 @@ Contract:
 * Gaps the ack lists are resent at once (what the edge still holds); anything still
   unacknowledged ``resend_after_s`` after the last progress is resent from
   ``stored_through + 1`` in order (go-back-N); so is everything unacknowledged on every
-  reconnect. Duplicates on the wire are expected; the hub stores each seq once.
+  reconnect. Each timeout without progress doubles the wait (up to ``resend_max_s``), as
+  TCP backs off its retransmission timer, so a hub that is away is not flooded.
+  Duplicates on the wire are expected; the hub stores each seq once.
+* The hub's ack cannot pass a seq the edge no longer holds (dropped by overflow, purged):
+  the retained status carries ``oldest_seq`` so the hub can stop waiting for those.
 * Connected, the edge keeps a retained ``status`` (online, backlog …) fresh every
   ``status_interval_s`` and on overflow; the MQTT last will is the retained offline status,
   and a graceful stop publishes it itself. The retained ``devices`` inventory is published
@@ -115,6 +119,7 @@ class Uplink:
         self.next_send = 1  # next seq to send in order
         self._high_sent = 0  # highest seq ever sent in this connection (to count resends)
         self._deadline: float | None = None  # when unacknowledged events get resent
+        self._rto = settings.resend_after_s  # current resend timeout (backs off without progress)
         self._waiting_since: float | None = None  # when a partial batch started waiting
         self._resend: deque[tuple[int, int]] = deque()
         self._gap_sent: dict[tuple[int, int], float] = {}
@@ -164,6 +169,7 @@ class Uplink:
         self.next_send = max(self.acked + 1, self.outbox.first_seq)
         self._high_sent = self.next_send - 1
         self._deadline = None
+        self._rto = self.settings.resend_after_s
         self._waiting_since = None
         self._resend.clear()
         self.connected.set()
@@ -226,12 +232,11 @@ class Uplink:
                 if self._unacked():
                     self.counters.timeouts += 1
                     restart = max(self.acked + 1, outbox.first_seq)
-                    log.info(
-                        "no ack progress for %.1fs: resending from seq %d (go-back-N)", s.resend_after_s, restart
-                    )
+                    log.info("no ack progress for %.1fs: resending from seq %d (go-back-N)", self._rto, restart)
                     self.next_send = restart
                     self._resend.clear()
-                    self._deadline = now + s.resend_after_s
+                    self._rto = min(self._rto * 2, max(s.resend_max_s, s.resend_after_s))
+                    self._deadline = now + self._rto
                 else:
                     self._deadline = None
             while self._resend:
@@ -280,7 +285,7 @@ class Uplink:
             self.counters.resent_events += min(last, self._high_sent) - rows[0][0] + 1
         self._high_sent = max(self._high_sent, last)
         if not self._unacked():
-            self._deadline = now + self.settings.resend_after_s
+            self._deadline = now + self._rto
         self.next_send = last + 1
         self._waiting_since = None
         return self._encode(rows), len(rows)
@@ -332,7 +337,8 @@ class Uplink:
             self.counters.acked_events += await outbox.ack(through)
             if self.next_send <= through:
                 self.next_send = through + 1
-            self._deadline = now + self.settings.resend_after_s if self._unacked() else None
+            self._rto = self.settings.resend_after_s
+            self._deadline = now + self._rto if self._unacked() else None
             self._wake.set()
         for a, b in ack.gaps:
             lo = max(a, outbox.first_seq, through + 1)

@@ -42,19 +42,17 @@ def multi_sensor(root: str) -> DeviceDefinition:
     )
 
 
-def contiguous(seqs: set[int]) -> int:
-    n = 0
+def contiguous(seqs: set[int], *, floor: int = 0) -> int:
+    n = floor
     while n + 1 in seqs:
         n += 1
     return n
 
 
-def gaps_of(seqs: set[int]) -> list[list[int]]:
-    if not seqs:
-        return []
+def gaps_of(seqs: set[int], *, floor: int = 0) -> list[list[int]]:
     out: list[list[int]] = []
-    prev = 0
-    for s in sorted(seqs):
+    prev = floor
+    for s in sorted(x for x in seqs if x > floor):
         if s > prev + 1:
             out.append([prev + 1, s - 1])
         prev = s
@@ -69,6 +67,8 @@ class FakeHub:
     edge: str
     ack: bool = True
     lose_first: Callable[[int], bool] | None = None  # seqs whose first delivery is "lost"
+    honour_oldest_seq: bool = True  # seqs below the edge's oldest_seq are lost for good: stop waiting
+    lost_below: int = 1
     stored: dict[int, dict[str, Any]] = field(default_factory=dict)
     deliveries: Counter[int] = field(default_factory=Counter)
     batches: list[tuple[float, int]] = field(default_factory=list)  # (monotonic arrival, size)
@@ -85,7 +85,7 @@ class FakeHub:
 
     @property
     def stored_through(self) -> int:
-        return contiguous(set(self.stored))
+        return contiguous(set(self.stored), floor=self.lost_below - 1)
 
     async def run(self) -> None:
         """Receive and acknowledge until cancelled; reconnects when the broker goes away."""
@@ -111,7 +111,14 @@ class FakeHub:
     async def _on_message(self, client: aiomqtt.Client, topic: str, payload: bytes) -> None:
         if topic.endswith("/status"):
             if payload:
-                self.statuses.append(json.loads(payload))
+                status = json.loads(payload)
+                self.statuses.append(status)
+                oldest = status.get("oldest_seq")
+                if self.honour_oldest_seq and isinstance(oldest, int) and oldest > self.lost_below:
+                    before = self.stored_through
+                    self.lost_below = oldest
+                    if self.ack and self.stored_through != before:
+                        await self.publish_ack(client)
             self._changed.set()
             return
         if topic.endswith("/devices"):
@@ -140,7 +147,7 @@ class FakeHub:
         doc = {
             "stored_through": self.stored_through if stored_through is None else stored_through,
             "ts": time.time(),
-            "gaps": gaps_of(seqs),
+            "gaps": gaps_of(seqs, floor=self.lost_below - 1),
         }
         await client.publish(ack_topic(self.customer, self.edge), json.dumps(doc), qos=1, retain=True)
         self.acks_sent += 1

@@ -22,10 +22,10 @@ def _rows(path: object) -> list[int]:
 
 
 async def test_every_reading_arrives_once_in_seq_order_and_acks_empty_the_outbox(
-    mosquitto: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
 ) -> None:
     settings = edge_settings()
-    hub = FakeHub(mosquitto.host, mosquitto.port, prefix, "e1")
+    hub = FakeHub(hub_broker.host, hub_broker.port, prefix, "e1")
     async with background(hub.run), running(_agent(settings, prefix)) as agent:
         async with devices(mosquitto.host, mosquitto.port, prefix) as dev:
             for i in range(300):
@@ -50,11 +50,11 @@ async def _prefill(settings: EdgeSettings, n: int) -> None:
 
 
 async def test_backlog_goes_out_in_batches_of_at_most_batch_max_events(
-    mosquitto: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
 ) -> None:
     settings = edge_settings(uplink={"batch_max_events": 500})
     await _prefill(settings, 1800)
-    hub = FakeHub(mosquitto.host, mosquitto.port, prefix, "e1")
+    hub = FakeHub(hub_broker.host, hub_broker.port, prefix, "e1")
     async with background(hub.run), running(_agent(settings, prefix)):
         await hub.wait_for(lambda: hub.stored_through == 1800)
         assert sorted(size for _, size in hub.batches) == [300, 500, 500, 500]
@@ -69,11 +69,11 @@ async def test_backlog_goes_out_in_batches_of_at_most_batch_max_events(
 
 
 async def test_puback_alone_deletes_nothing_and_an_ack_deletes_only_what_it_covers(
-    mosquitto: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
 ) -> None:
     settings = edge_settings(uplink={"resend_after_s": 30.0})
     await _prefill(settings, 100)
-    hub = FakeHub(mosquitto.host, mosquitto.port, prefix, "e1", ack=False)
+    hub = FakeHub(hub_broker.host, hub_broker.port, prefix, "e1", ack=False)
     async with background(hub.run), running(_agent(settings, prefix)) as agent:
         await hub.wait_for(lambda: len(hub.stored) == 100)
         await asyncio.sleep(0.3)
@@ -84,11 +84,11 @@ async def test_puback_alone_deletes_nothing_and_an_ack_deletes_only_what_it_cove
 
 
 async def test_unacknowledged_events_are_resent_in_order_after_resend_after(
-    mosquitto: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
 ) -> None:
     settings = edge_settings(uplink={"resend_after_s": 0.5, "batch_max_events": 20})
     await _prefill(settings, 50)
-    hub = FakeHub(mosquitto.host, mosquitto.port, prefix, "e1", ack=False)
+    hub = FakeHub(hub_broker.host, hub_broker.port, prefix, "e1", ack=False)
     arrivals: list[int] = []
     async with background(hub.run), running(_agent(settings, prefix)) as agent:
         await hub.wait_for(lambda: hub.deliveries[50] >= 2, what="a second round after the timeout")
@@ -105,11 +105,11 @@ async def test_unacknowledged_events_are_resent_in_order_after_resend_after(
 
 
 async def test_gaps_in_the_ack_are_resent_at_once_without_waiting_for_the_timeout(
-    mosquitto: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
 ) -> None:
     settings = edge_settings(uplink={"resend_after_s": 60.0, "batch_max_events": 100})
     await _prefill(settings, 400)
-    hub = FakeHub(mosquitto.host, mosquitto.port, prefix, "e1", lose_first=lambda s: 101 <= s <= 150 or s == 333)
+    hub = FakeHub(hub_broker.host, hub_broker.port, prefix, "e1", lose_first=lambda s: 101 <= s <= 150 or s == 333)
     async with background(hub.run), running(_agent(settings, prefix)) as agent:
         await hub.wait_for(lambda: hub.stored_through == 400, timeout=10, what="gaps filled")
         await hub.wait_for(lambda: agent.outbox.count == 0)  # type: ignore[union-attr]
@@ -119,11 +119,11 @@ async def test_gaps_in_the_ack_are_resent_at_once_without_waiting_for_the_timeou
 
 
 async def test_sending_stops_when_the_inflight_window_is_full_until_acks_arrive(
-    mosquitto: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
 ) -> None:
     settings = edge_settings(uplink={"resend_after_s": 60.0, "batch_max_events": 100, "max_inflight_events": 250})
     await _prefill(settings, 1000)
-    hub = FakeHub(mosquitto.host, mosquitto.port, prefix, "e1", ack=False)
+    hub = FakeHub(hub_broker.host, hub_broker.port, prefix, "e1", ack=False)
     async with background(hub.run), running(_agent(settings, prefix)):
         await hub.wait_for(lambda: len(hub.stored) == 250)
         await asyncio.sleep(0.5)
@@ -138,11 +138,9 @@ async def test_sending_stops_when_the_inflight_window_is_full_until_acks_arrive(
 
 
 async def test_events_published_while_the_hub_broker_is_down_all_arrive_after_it_returns(
-    mosquitto: Mosquitto, mosquitto_factory: Callable[..., Mosquitto], prefix: str,
-    edge_settings: Callable[..., EdgeSettings],
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
 ) -> None:
-    hub_broker = mosquitto_factory()
-    settings = edge_settings(hub=hub_broker)
+    settings = edge_settings()
     hub = FakeHub(hub_broker.host, hub_broker.port, prefix, "e1")
     async with background(hub.run), running(_agent(settings, prefix)) as agent:
         async with devices(mosquitto.host, mosquitto.port, prefix) as dev:
@@ -165,11 +163,11 @@ async def test_events_published_while_the_hub_broker_is_down_all_arrive_after_it
 
 
 async def test_status_is_retained_online_with_backlog_and_offline_after_a_graceful_stop(
-    mosquitto: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
 ) -> None:
     settings = edge_settings(role="venue", devices={"d1": {"room": "lobby", "privacy": "coarse"}})
     await _prefill(settings, 10)
-    hub = FakeHub(mosquitto.host, mosquitto.port, prefix, "e1", ack=False)
+    hub = FakeHub(hub_broker.host, hub_broker.port, prefix, "e1", ack=False)
     async with background(hub.run):
         async with running(_agent(settings, prefix)):
             await hub.wait_for(lambda: any(s["state"] == "online" and s["backlog"] == 10 for s in hub.statuses))
@@ -188,11 +186,11 @@ async def test_status_is_retained_online_with_backlog_and_offline_after_a_gracef
 
 
 async def test_purge_command_erases_the_queue_and_seqs_continue_after_it(
-    mosquitto: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
 ) -> None:
     settings = edge_settings(uplink={"resend_after_s": 60.0})
     await _prefill(settings, 50)
-    hub = FakeHub(mosquitto.host, mosquitto.port, prefix, "e1", ack=False)
+    hub = FakeHub(hub_broker.host, hub_broker.port, prefix, "e1", ack=False)
     async with background(hub.run), running(_agent(settings, prefix)) as agent:
         await hub.wait_for(lambda: len(hub.stored) == 50)
         await hub.control({"command": "purge", "ts": 1_700_000_000.0})
@@ -205,10 +203,10 @@ async def test_purge_command_erases_the_queue_and_seqs_continue_after_it(
 
 
 async def test_malformed_local_payloads_are_dead_lettered_and_the_agent_keeps_going(
-    mosquitto: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
 ) -> None:
     settings = edge_settings()
-    hub = FakeHub(mosquitto.host, mosquitto.port, prefix, "e1")
+    hub = FakeHub(hub_broker.host, hub_broker.port, prefix, "e1")
     garbage = [b"\xff\xfe", b"{", b"null", b'{"t": "hot"}', b'{"p": true}', b"x" * 70_000]
     async with background(hub.run), running(_agent(settings, prefix)) as agent:
         async with devices(mosquitto.host, mosquitto.port, prefix) as dev:
@@ -226,12 +224,12 @@ async def test_malformed_local_payloads_are_dead_lettered_and_the_agent_keeps_go
 
 
 async def test_an_ack_beyond_our_counter_renumbers_the_queue_so_no_seq_is_reused(
-    mosquitto: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
 ) -> None:
     """The hub already holds seqs 1..1000 of this edge (its database was replaced)."""
     settings = edge_settings()
     await _prefill(settings, 5)
-    hub = FakeHub(mosquitto.host, mosquitto.port, prefix, "e1")
+    hub = FakeHub(hub_broker.host, hub_broker.port, prefix, "e1")
     hub.stored.update({s: {} for s in range(1, 1001)})
     async with background(hub.run):
         await hub.wait_for(lambda: hub._client is not None)
@@ -244,7 +242,7 @@ async def test_an_ack_beyond_our_counter_renumbers_the_queue_so_no_seq_is_reused
 
 
 async def test_discovery_subscribes_to_new_local_topics_while_running(
-    mosquitto: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
 ) -> None:
     from devices import DeviceProfile
     from devices.adapter import Adapter, AdapterSession
@@ -268,7 +266,7 @@ async def test_discovery_subscribes_to_new_local_topics_while_running(
             return AdapterResult(readings=[Reading(ts, topic.rsplit("/", 1)[1], "power", float(payload), None)])
 
     settings = edge_settings()
-    hub = FakeHub(mosquitto.host, mosquitto.port, prefix, "e1")
+    hub = FakeHub(hub_broker.host, hub_broker.port, prefix, "e1")
     adapter = DefinitionsAdapter.of([multi_sensor(prefix)])
     agent = EdgeAgent(settings, sessions=[Session(adapter)])
     async with background(hub.run), running(agent):
@@ -282,11 +280,11 @@ async def test_discovery_subscribes_to_new_local_topics_while_running(
 
 
 async def test_control_commands_that_are_unknown_or_already_done_change_nothing(
-    mosquitto: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
 ) -> None:
     settings = edge_settings(uplink={"resend_after_s": 60.0})
     await _prefill(settings, 20)
-    hub = FakeHub(mosquitto.host, mosquitto.port, prefix, "e1", ack=False)
+    hub = FakeHub(hub_broker.host, hub_broker.port, prefix, "e1", ack=False)
     async with background(hub.run), running(_agent(settings, prefix)) as agent:
         await hub.wait_for(lambda: len(hub.stored) == 20)
         await hub.control({"command": "purge", "ts": 100.0})
@@ -305,3 +303,35 @@ async def _prefill_live(agent: EdgeAgent, n: int) -> None:
     assert agent.outbox is not None
     agent.outbox.put(Reading(1_700_000_000.0 + i, "x", "power", 1.0, None) for i in range(n))
     await agent.outbox.flush()
+
+
+async def test_overflow_drops_the_oldest_visibly_and_the_status_lets_the_hub_stop_waiting(
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
+) -> None:
+    settings = edge_settings(outbox={"max_events": 100})
+    await _prefill(settings, 150)  # seven days offline, in small: seqs 1..50 were dropped
+    stuck = FakeHub(hub_broker.host, hub_broker.port, prefix, "e1", honour_oldest_seq=False)
+    async with background(stuck.run), running(_agent(settings, prefix)) as agent:
+        await stuck.wait_for(lambda: stuck.seqs == set(range(51, 151)))
+        status = stuck.statuses[0]
+        assert status["overflow_dropped"] == 50 and status["oldest_seq"] == 51
+        assert stuck.stored_through == 0  # a hub that ignores oldest_seq waits for 1..50 forever
+        assert agent.outbox.count == 100  # type: ignore[union-attr]
+    hub = FakeHub(hub_broker.host, hub_broker.port, prefix, "e1")
+    hub.stored.update(stuck.stored)
+    async with background(hub.run), running(_agent(settings, prefix)) as agent:
+        await hub.wait_for(lambda: hub.stored_through == 150 and agent.outbox.count == 0)  # type: ignore[union-attr]
+    assert hub.seqs == set(range(51, 151))
+
+
+async def test_resend_timeout_backs_off_while_the_hub_stays_silent(
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, edge_settings: Callable[..., EdgeSettings]
+) -> None:
+    settings = edge_settings(uplink={"resend_after_s": 0.25, "resend_max_s": 60.0})
+    await _prefill(settings, 10)
+    hub = FakeHub(hub_broker.host, hub_broker.port, prefix, "e1", ack=False)
+    async with background(hub.run), running(_agent(settings, prefix)) as agent:
+        await hub.wait_for(lambda: len(hub.stored) == 10)
+        await asyncio.sleep(2.5)  # fixed timeouts would resend 10 times; doubling: 0.25+0.5+1 → 3
+        assert agent.uplink is not None
+        assert 2 <= agent.uplink.counters.timeouts <= 4

@@ -20,13 +20,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
 
-def _config(path: Path, *, customer: str, broker: Mosquitto, outbox: Path) -> Path:
+def _config(path: Path, *, customer: str, broker: Mosquitto, hub: Mosquitto, outbox: Path) -> Path:
     path.write_text(
         f"""
 customer = "{customer}"
 edge = "e1"
 local_broker = "{broker.url}"
-hub_broker = "{broker.url}"
+hub_broker = "{hub.url}"
 [outbox]
 path = "{outbox}"
 [uplink]
@@ -68,12 +68,12 @@ def _next_seq(outbox: Path) -> int:
 
 
 async def test_kill_9_mid_stream_then_restart_delivers_every_committed_event(
-    mosquitto: Mosquitto, prefix: str, tmp_path: Path
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, tmp_path: Path
 ) -> None:
     outbox = tmp_path / "outbox.db"
-    config = _config(tmp_path / "edge.toml", customer=prefix, broker=mosquitto, outbox=outbox)
+    config = _config(tmp_path / "edge.toml", customer=prefix, broker=mosquitto, hub=hub_broker, outbox=outbox)
     args = [str(HERE / "edge_process.py"), str(config), prefix]
-    hub = FakeHub(mosquitto.host, mosquitto.port, prefix, "e1")
+    hub = FakeHub(hub_broker.host, hub_broker.port, prefix, "e1")
     log = tmp_path / "edge.log"
     async with background(hub.run), devices(mosquitto.host, mosquitto.port, prefix) as dev:
         async with _process(args, log) as first:
@@ -109,14 +109,14 @@ async def test_kill_9_mid_stream_then_restart_delivers_every_committed_event(
 
 
 async def test_cli_edge_run_publishes_online_then_offline_on_sigterm_and_status_reads_the_outbox(
-    mosquitto: Mosquitto, prefix: str, tmp_path: Path
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, tmp_path: Path
 ) -> None:
     outbox = tmp_path / "cli.db"
     args = [
         "-m", "genius", "edge", "run", "--customer", prefix, "--edge", "e1", "--local-broker", mosquitto.url,
-        "--hub-broker", mosquitto.url, "--outbox", str(outbox), "--adapters", "", "--role", "office",
+        "--hub-broker", hub_broker.url, "--outbox", str(outbox), "--adapters", "", "--role", "office",
     ]
-    hub = FakeHub(mosquitto.host, mosquitto.port, prefix, "e1")
+    hub = FakeHub(hub_broker.host, hub_broker.port, prefix, "e1")
     async with background(hub.run):
         async with _process(args, tmp_path / "cli.log") as proc:
             await hub.wait_for(lambda: any(s["state"] == "online" for s in hub.statuses), timeout=20)

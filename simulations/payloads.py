@@ -32,7 +32,7 @@ import numpy as np
 from devices.definitions import DeviceDefinition, Topic, checkin, define
 
 from .places import DeviceSpec, PlaceSpec
-from .sensors import BATTERY, RELEASE, TASMOTA_STATE, Track
+from .sensors import RELEASE, TASMOTA_STATE, Track
 
 __all__ = ["ACCESS_READER", "WireMessage", "announce", "device_name", "encode"]
 

@@ -18,6 +18,7 @@ Archetype = Literal["regular", "early_bird", "family", "night_owl", "shift_worke
 ARCHETYPES: tuple[str, ...] = ("regular", "early_bird", "family", "night_owl", "shift_worker")
 ATYPICAL = frozenset({"night_owl", "shift_worker"})
 Work = Literal["office", "hybrid", "remote", "shift", "none"]
+Drink = Literal["coffee", "tea", "none"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +31,14 @@ class ResidentSpec:
     weekend_delay: float  # extra sleep on free days (h)
     bed: float  # bed time (h, may exceed 24)
     jitter: float  # sd of anchor times (h): regularity, small = very regular
-    drink: Literal["coffee", "tea", "none"]
+    drink: Drink
     second_drink_p: float  # afternoon coffee/tea
     breakfast_p: float
     morning_order: tuple[str, ...]  # order of shower / drink / breakfast in the morning
     shower_evening: bool
     shower_p: float
     shower_min: float  # mean shower length (min)
-    work: str
+    work: Work
     remote_days: frozenset[int]  # weekdays (0 = Monday) worked from home
     leave_after: float  # hours between wake and leaving for work
     work_hours: float
@@ -110,7 +111,7 @@ def draw_resident(rng: np.random.Generator, *, name: str, archetype: str) -> Res
         shower_evening=bool(rng.random() < 0.3),
         shower_p=float(u(0.5, 1.0)),
         shower_min=float(u(5.0, 18.0)),
-        work=work,
+        work=work,  # type: ignore[arg-type]
         remote_days=remote_days,
         leave_after=float(u(0.6, 1.5)),
         work_hours=float(u(7.5, 9.8)),

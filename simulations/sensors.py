@@ -215,7 +215,7 @@ def climate_track(edge_id: str, device: DeviceSpec, showers: Sequence[tuple[floa
     return rows.track(edge_id, device, start, end, rng, linkquality=True)
 
 
-def _profile(device: DeviceSpec, runs: Sequence[tuple[float, float, float]], relay: Sequence[tuple[float, float]]
+def _profile(runs: Sequence[tuple[float, float, float]], relay: Sequence[tuple[float, float]]
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Merge overlapping runs (two people, one kettle) into segments; relay-on intervals likewise."""
     segs: list[list[float]] = []
@@ -245,7 +245,7 @@ def _inside(t: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np
 
 def plug_track(edge_id: str, device: DeviceSpec, runs: Sequence[tuple[float, float, float]],
                relay: Sequence[tuple[float, float]], start: float, end: float, rng: np.random.Generator) -> Track:
-    a, b, w, rl = _profile(device, runs, relay)
+    a, b, w, rl = _profile(runs, relay)
     switched = device.appliance == "desk"  # the only relay people switch; other plugs stay on
 
     def level(t: np.ndarray) -> np.ndarray:

@@ -169,11 +169,11 @@ def import_aras(source: str | Path, *, house: str) -> Dataset:
         value = np.where(invert[col], ~state, state).astype(np.float64)
         order = np.argsort(ts, kind="stable")
         ev_parts.append((ts[order], col[order], value[order]))
-        market = "home:weekend" if datetime.fromtimestamp(t0, UTC).weekday() >= 5 else "home:weekday"
+        day_market = "home:weekend" if datetime.fromtimestamp(t0, UTC).weekday() >= 5 else "home:weekday"
         for r in range(2):
             starts, lengths = _runs(day.labels[:, r])
             lb_parts[r].append((t0 + starts, t0 + starts + lengths, day.labels[starts, r] - 1,
-                                np.full(starts.size, builder.markets.index(market))))
+                                np.full(starts.size, builder.markets.index(day_market))))
     ts = np.concatenate([p[0] for p in ev_parts])
     col = np.concatenate([p[1] for p in ev_parts])
     value = np.concatenate([p[2] for p in ev_parts])

@@ -150,7 +150,7 @@ def import_aras(source: str | Path, *, house: str) -> Dataset:
     customers = [f"aras-{house.lower()}-r1", f"aras-{house.lower()}-r2"]
     for c in customers:
         builder.residents.index(c)
-    changes = initial = 0
+    changes = initial = rising = changed_rows = 0
     ev_parts: list[tuple[np.ndarray, ...]] = []
     lb_parts: list[list[tuple[np.ndarray, ...]]] = [[], []]
     for path in files:
@@ -163,6 +163,8 @@ def import_aras(source: str | Path, *, house: str) -> Dataset:
         rows = rows + 1
         changes += rows.size
         initial += first.size
+        rising += int(s[rows, cols].sum())
+        changed_rows += int(np.unique(rows).size)
         ts = np.concatenate([np.full(first.size, t0), t0 + rows.astype(np.float64)])
         col = np.concatenate([first, cols])
         state = np.concatenate([np.ones(first.size, np.int8), s[rows, cols]]).astype(bool)
@@ -192,6 +194,8 @@ def import_aras(source: str | Path, *, house: str) -> Dataset:
         days=len(files),
         derivation={
             "state_changes_within_days": changes,
+            "rising_changes": rising,
+            "seconds_with_a_change": changed_rows,
             "initial_on_states": initial,
             "events_per_customer": int(ts.size),
             "label_episodes": counts,

@@ -61,6 +61,8 @@ def test_ordonez_b_later_label_wins_an_overlap() -> None:
 def test_aras_house_a_state_changes_and_episodes_match_the_readme(aras_a: Dataset) -> None:
     d = aras_a.meta["derivation"]
     assert d["state_changes_within_days"] == 103_945
+    assert d["rising_changes"] == 51_976  # 0 -> 1
+    assert d["seconds_with_a_change"] == 99_963
     assert d["initial_on_states"] == 31  # sensors already on at 00:00:00 of a day
     assert d["label_episodes"] == {"aras-a-r1": 1312, "aras-a-r2": 816}  # runs restart at each file
     r1, r2 = aras_a.customer("aras-a-r1"), aras_a.customer("aras-a-r2")

@@ -11,7 +11,6 @@ readings are committed, all within ``asyncio.timeout``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
@@ -20,6 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from devices.adapter import AdapterSession
+from devices.errors import StorageError
 from devices.wire import EdgeStatus
 
 from .deadletters import DeadLetters
@@ -136,10 +136,12 @@ class EdgeAgent:
                     tg.create_task(self._mark_ready(), name="ready")
             finally:
                 # Open coarse windows and pending readings are committed before the outbox closes.
-                with contextlib.suppress(TimeoutError):
+                try:
                     async with asyncio.timeout(s.uplink.shutdown_timeout_s):
                         pipeline.drain()
                         await outbox.flush()
+                except (TimeoutError, StorageError) as exc:
+                    log.error("could not commit the last readings on stop: %r", exc)
                 log.info("edge %s/%s stopped with %d events queued", s.customer, s.edge, outbox.backlog)
 
     async def _tick(self) -> None:

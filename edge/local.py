@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import aiomqtt
 
@@ -90,7 +90,7 @@ class LocalSubscriber:
             if outbox.full:
                 await outbox.wait_room()
 
-    async def _subscribe(self, client: aiomqtt.Client, filters: list[str]) -> None:
+    async def _subscribe(self, client: aiomqtt.Client, filters: Sequence[str]) -> None:
         new = [f for f in dict.fromkeys(filters) if f not in self._filters]
         for i in range(0, len(new), _SUBSCRIBE_CHUNK):
             chunk = new[i : i + _SUBSCRIBE_CHUNK]
@@ -99,7 +99,7 @@ class LocalSubscriber:
         if new:
             log.info("subscribed to %d local filters (%d in all)", len(new), len(self._filters))
 
-    async def _unsubscribe(self, client: aiomqtt.Client, filters: list[str]) -> None:
+    async def _unsubscribe(self, client: aiomqtt.Client, filters: Sequence[str]) -> None:
         # A filter stays while any session still wants it.
         wanted = set(self.pipeline.subscriptions())
         gone = [f for f in dict.fromkeys(filters) if f in self._filters and f not in wanted]

@@ -142,9 +142,11 @@ class Outbox:
             try:
                 yield box
             finally:
-                with contextlib.suppress(TimeoutError):
+                try:
                     async with asyncio.timeout(10.0):
                         await box.flush()
+                except (TimeoutError, StorageError) as exc:
+                    log.error("outbox %s: last commit on close failed: %r", path, exc)
         finally:
             await db.close()
 

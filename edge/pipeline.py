@@ -13,7 +13,7 @@ import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from devices.adapter import AdapterSession, first_session
 from devices.capabilities import KIND
@@ -69,10 +69,12 @@ class PipelineCounters:
     rejected_messages: int = 0
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class SubscriptionChanges:
-    subscribe: list[str] = field(default_factory=list)
-    unsubscribe: list[str] = field(default_factory=list)
+    """Topic filters discovery asked the local subscriber to add or drop."""
+
+    subscribe: tuple[str, ...] = ()
+    unsubscribe: tuple[str, ...] = ()
 
 
 _NO_CHANGES = SubscriptionChanges()
@@ -143,7 +145,7 @@ class Pipeline:
             self.inventory.set_available(availability.device, availability.online)
         if result.subscribe or result.unsubscribe:
             self._routes.clear()  # a session's filters changed: routes must be recomputed
-            return SubscriptionChanges(list(result.subscribe), list(result.unsubscribe))
+            return SubscriptionChanges(tuple(result.subscribe), tuple(result.unsubscribe))
         return _NO_CHANGES
 
     def _queue(self, result: AdapterResult, topic: str, payload: bytes) -> None:

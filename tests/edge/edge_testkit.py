@@ -1,4 +1,6 @@
-"""Test-only helpers for the edge: a fake hub that acknowledges like the real one, device publishers.
+"""Test-only helpers for the edge: a fake hub that acknowledges like the real one, device
+publishers, and the ``hub_broker`` / ``edge_settings`` fixtures (test modules import them:
+a ``conftest.py`` here would shadow ``tests/conftest.py`` as the module ``conftest``).
 
 ``FakeHub`` subscribes (QoS 1, persistent session) to one edge's events, validates every
 batch with ``devices.wire.decode_batch``, stores each seq once and publishes the retained
@@ -16,14 +18,17 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import pytest
 
 from devices import DeviceDefinition, Topic, action, occupancy, power, switch, temperature
 from devices.topics import ack_topic, control_topic, devices_topic, events_topic, status_topic
 from devices.wire import decode_batch
-from edge import EdgeAgent
+from edge import EdgeAgent, EdgeSettings
+from simulations.brokers import Mosquitto
 
 
 def multi_sensor(root: str) -> DeviceDefinition:
@@ -209,3 +214,46 @@ class Devices:
 async def devices(host: str, port: int, root: str) -> AsyncIterator[Devices]:
     async with aiomqtt.Client(host, port) as client:
         yield Devices(client, root)
+
+
+# Timings shrunk so resends, status refreshes and reconnects happen within a test's seconds.
+FAST_UPLINK = {
+    "resend_after_s": 1.0,
+    "status_interval_s": 1.0,
+    "inventory_debounce_s": 0.1,
+    "backoff_initial_s": 0.1,
+    "backoff_max_s": 1.0,
+    "shutdown_timeout_s": 3.0,
+}
+FAST_LOCAL = {"backoff_initial_s": 0.1, "backoff_max_s": 1.0}
+
+
+@pytest.fixture
+def hub_broker(mosquitto_factory: Callable[..., Mosquitto]) -> Mosquitto:
+    """A broker of its own for the hub side: hub tests subscribe to ``genius/v1/+/+/…`` on the
+    shared broker, so edge tests keep their hub traffic (and retained documents) off it."""
+    return mosquitto_factory()
+
+
+@pytest.fixture
+def edge_settings(
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, tmp_path: Path
+) -> Callable[..., EdgeSettings]:
+    """``edge_settings(**overrides)``: customer ``prefix``, edge ``e1``; local devices on the
+    shared broker, the hub side on ``hub_broker``."""
+
+    def make(*, hub: Mosquitto | None = None, uplink: dict[str, Any] | None = None, **over: Any) -> EdgeSettings:
+        outbox = {"path": tmp_path / "outbox.db", **over.pop("outbox", {})}
+        return EdgeSettings.load(
+            None,
+            customer=prefix,
+            edge="e1",
+            local_broker=mosquitto.url,
+            hub_broker=(hub or hub_broker).url,
+            outbox=outbox,
+            uplink={**FAST_UPLINK, **(uplink or {})},
+            local=FAST_LOCAL,
+            **over,
+        )
+
+    return make

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from devices import DefinitionsAdapter
 from edge import EdgeAgent, EdgeSettings
-from edge_testkit import FakeHub, background, devices, multi_sensor, running
+from edge_testkit import FakeHub, background, devices, edge_settings, hub_broker, multi_sensor, running  # noqa: F401 (fixtures)
 from simulations.brokers import Mosquitto
 
 

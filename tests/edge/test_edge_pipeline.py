@@ -15,7 +15,7 @@ from devices import DefinitionsAdapter, DeviceDefinition, DeviceProfile, Topic, 
 from devices.adapter import Adapter, AdapterSession
 from devices.readings import AdapterResult, Availability, Reading
 from devices.wire import decode_batch
-from edge import DeadLetters, DeviceSettings, Inventory, Outbox, OutboxSettings, Pipeline, PrivacyFilter, PrivacySettings
+from edge import DeviceSettings, Inventory, Outbox, OutboxSettings, Pipeline, PrivacyFilter, PrivacySettings
 from edge.batch import encode_batch
 from edge.pipeline import reading_problem
 
@@ -123,9 +123,9 @@ def test_readings_that_would_break_the_wire_contract_are_named() -> None:
 async def test_discovery_adds_subscriptions_and_inventory_with_privacy(box: Outbox) -> None:
     p = _pipeline(box, {"meter": DeviceSettings(room="garage", privacy="coarse")})
     assert "disco/meter" not in p.subscriptions()
-    assert p.handle("disco/meter", b"5", ts=1.0).subscribe == []  # not announced yet: nobody owns it
+    assert p.handle("disco/meter", b"5", ts=1.0).subscribe == ()  # not announced yet: nobody owns it
     changes = p.handle("disco/announce", b"meter", ts=2.0)
-    assert changes.subscribe == ["disco/meter"] and "disco/meter" in p.subscriptions()
+    assert changes.subscribe == ("disco/meter",) and "disco/meter" in p.subscriptions()
     p.handle("disco/meter", b"gone", ts=3.0)
     [doc] = json.loads(p.inventory.to_json())
     assert doc == {"device": "meter", "adapter": "disco", "room": "garage", "capabilities": ["power"],

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from edge_testkit import FakeHub, background, devices
+from edge_testkit import FakeHub, background, devices, hub_broker  # noqa: F401 (fixture)
 from simulations.brokers import Mosquitto
 
 HERE = Path(__file__).resolve().parent

@@ -16,9 +16,18 @@ from genius.cli import main
 from models.dataset import Dataset, load
 from simulations.importers import import_aras, import_ordonez
 from simulations.importers.aras import parse_day
-from conftest import dataset_or_skip
 
 pytestmark = pytest.mark.dataset
+# ../shared/datasets beside the repository (as tests/conftest.py's dataset_or_skip; importing it
+# by module name is ambiguous once several test folders have a conftest.py)
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+
+
+def dataset_or_skip(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real dataset not present at {path} (../shared/datasets is not part of this checkout)")
+    return path
 
 
 @pytest.fixture(scope="module")

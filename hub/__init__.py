@@ -11,11 +11,13 @@ from .service import Hub, serve
 from .settings import BrokerSettings, ContextSettings, HubSettings, IngestSettings, StoreSettings
 from .status import render_status, status_report
 from .store import CustomerRecord, EdgeRecord, EventFrame, FeedbackRecord, Store, WriteGroup, decode_value
+from .validation import BatchDict, EventDict, decode_batch_dicts
 
 __all__ = [
-    "MIGRATIONS", "SCHEMA_VERSION", "SUBSCRIPTIONS", "BrokerSettings", "Catalog", "CommitHook",
+    "MIGRATIONS", "SCHEMA_VERSION", "SUBSCRIPTIONS", "BatchDict", "BrokerSettings", "Catalog", "CommitHook",
     "CommitSummary", "ContextFuser", "ContextSettings", "CustomerRecord", "DeadLetter", "DeadLetters",
-    "EdgeEntry", "EdgeProgress", "EdgeRecord", "EventFrame", "FeedbackRecord", "Hub", "HubSettings",
+    "EdgeEntry", "EdgeProgress", "EdgeRecord", "EventDict", "EventFrame", "FeedbackRecord", "Hub", "HubSettings",
     "Incoming", "Ingest", "IngestSettings", "IngestStats", "Migration", "Pipeline", "SeqRanges", "Store",
-    "StoreSettings", "WriteGroup", "decode_value", "render_status", "serve", "status_report",
+    "StoreSettings", "WriteGroup", "decode_batch_dicts", "decode_value", "render_status", "serve",
+    "status_report",
 ]

@@ -93,6 +93,8 @@ class _Group:
     sealed: Sealed
     to_puback: list[Incoming]
     taken: int
+    committed: bool = False  # written, PUBACKed, acks queued, queue items marked done
+    hooked: bool = False  # hooks called (never twice, even if a flush meets the group again)
 
 
 def _incoming(message: aiomqtt.Message, generation: int) -> Incoming:
@@ -313,26 +315,33 @@ class Ingest:
         self._taken = 0
         return group
 
-    async def _write(self, group: _Group) -> None:
-        """Commit one group (retrying a failing commit), then PUBACK, ack and call the hooks."""
+    async def _write(self, group: _Group, *, hooks: bool = True) -> None:
+        """Commit one group (retrying a failing commit), then PUBACK, ack and call the hooks.
+
+        Safe to call again for a group whose first call was cut short: each step runs once.
+        """
         sealed = group.sealed
-        retries = self.settings.ingest.commit_retries
-        attempt = 0
-        while sealed.group:
-            try:
-                await self.store.write(sealed.group)
-                break
-            except StorageError as exc:
-                if attempt >= retries:
-                    log.error("hub cannot commit (%s); stopping without acknowledging", exc)
-                    raise
-                log.warning("hub commit failed (%s); retrying", exc)
-                await asyncio.sleep(backoff_delay(attempt, low=0.1, high=2.0))
-                attempt += 1
-        self._after_commit(sealed, group.to_puback)
-        for _ in range(group.taken):
-            self._queue.task_done()
-        await self._run_hooks(sealed.summary)
+        if not group.committed:
+            retries = self.settings.ingest.commit_retries
+            attempt = 0
+            while sealed.group:
+                try:
+                    await self.store.write(sealed.group)
+                    break
+                except StorageError as exc:
+                    if attempt >= retries:
+                        log.error("hub cannot commit (%s); stopping without acknowledging", exc)
+                        raise
+                    log.warning("hub commit failed (%s); retrying", exc)
+                    await asyncio.sleep(backoff_delay(attempt, low=0.1, high=2.0))
+                    attempt += 1
+            group.committed = True
+            self._after_commit(sealed, group.to_puback)
+            for _ in range(group.taken):
+                self._queue.task_done()
+        if hooks and not group.hooked:
+            group.hooked = True
+            await self._run_hooks(sealed.summary)
 
     def _after_commit(self, sealed: Sealed, to_puback: list[Incoming]) -> None:
         client = self._client
@@ -371,6 +380,8 @@ class Ingest:
         """After the tasks stopped: commit, in order, every group and message still in hand.
 
         Writes are idempotent, so a group whose commit was cut short is simply written again.
+        ``on_committed`` hooks are not called for what the flush commits: the hub is stopping,
+        and a slow hook must not hold the commit past ``flush_timeout_s``.
         """
         groups = [g for g in (self._writing,) if g is not None]
         while not self._sealed.empty():
@@ -384,7 +395,7 @@ class Ingest:
         try:
             async with asyncio.timeout(self.settings.ingest.flush_timeout_s):
                 for group in groups:
-                    await self._write(group)
+                    await self._write(group, hooks=False)
         except TimeoutError:
             log.error("hub shutdown: commit did not finish in time; the broker will redeliver")
         except StorageError as exc:

@@ -13,6 +13,7 @@ restarted hub reloads everything from the database).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from .store import WriteGroup
 from .validation import EventDict, decode_batch_dicts
 
 __all__ = ["CommitSummary", "Incoming", "Pipeline", "Sealed"]
+
+log = logging.getLogger(__name__)
 
 _PROFILES: TypeAdapter[list[DeviceProfile]] = TypeAdapter(list[DeviceProfile])
 
@@ -113,7 +116,20 @@ class Pipeline:
 
     # -- routing -------------------------------------------------------------------------------
     def process(self, msg: Incoming) -> int:
-        """Route one message; returns the number of events it carried (for the group budget)."""
+        """Route one message; returns the number of events it carried (for the group budget).
+
+        Never raises: bad input, and even a bug met while handling a message, become a dead
+        letter (reason ``internal`` for the latter) rather than a poison message that would
+        stop the hub on every redelivery.
+        """
+        try:
+            return self._route(msg)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            log.exception("hub could not handle a message on %s", msg.topic)
+            self._dead_letter(msg, None, reason="internal", detail=f"{type(exc).__name__}: {exc}")
+            return 0
+
+    def _route(self, msg: Incoming) -> int:
         try:
             topic = parse_hub_topic(msg.topic)
         except PayloadError as exc:
@@ -143,30 +159,39 @@ class Pipeline:
             return 0
         events = batch["events"]
         edge_key = entry.edge_key
-        progress = self.progress.get(edge_key)
-        if progress is None:
-            progress = self.progress[edge_key] = EdgeProgress(edge_key)
-        keep = progress.accept([e["seq"] for e in events])
-        new: list[EventDict] = events if keep is None else [events[i] for i in keep]
-        self._stored += len(new)
-        self._duplicates += len(events) - len(new)
-        if edge_key not in self._touched:
-            self._touched[edge_key] = None
-        if not new:
-            return len(events)
         catalog = self.catalog
         devices = catalog.devices.setdefault(edge_key, {})
         rooms = catalog.rooms.setdefault(edge_key, {})
         caps = catalog.capabilities
-        append = self._group.events.append
-        for e in new:
+        # Rows first: nothing below may fail once progress has recorded the seqs as stored.
+        rows = []
+        append = rows.append
+        for e in events:
             name = e["device"]
             device = devices.get(name) or catalog.device(edge_key, name)
             room = e.get("room")
             room_key = None if room is None else (rooms.get(room) or catalog.room(edge_key, room))
             append((edge_key, e["seq"], e["ts"], device, caps[e["capability"]], e["value"], room_key))
-        self.context.apply_events(entry.customer_id, edge_id, new)
-        self._batches.append((entry.customer_id, edge_id, tuple(new)))
+        progress = self.progress.get(edge_key)
+        if progress is None:
+            progress = self.progress[edge_key] = EdgeProgress(edge_key)
+        keep = progress.accept([e["seq"] for e in events])
+        if keep is None:
+            new = events
+        else:
+            new = [events[i] for i in keep]
+            rows = [rows[i] for i in keep]
+        self._group.events.extend(rows)
+        self._stored += len(new)
+        self._duplicates += len(events) - len(new)
+        if edge_key not in self._touched:
+            self._touched[edge_key] = None
+        if new:
+            try:
+                self.context.apply_events(entry.customer_id, edge_id, new)
+            except Exception:  # the context is a cache of what is stored; storing matters more
+                log.exception("context update failed for customer %s", entry.customer_id)
+            self._batches.append((entry.customer_id, edge_id, tuple(new)))
         return len(events)
 
     def _status(self, msg: Incoming, topic: HubTopic, edge_id: str) -> None:

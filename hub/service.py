@@ -2,6 +2,7 @@
 
     async with Hub(settings) as hub:     # opens the store, reloads catalog/progress/context
         hub.on_committed.append(hook)    # called after every commit that stored events
+                                         # (not for what the shutdown flush commits)
         await hub.run()                  # until cancelled; commits what it holds on the way out
 
 ``run()`` may also be called without ``async with``. ``serve()`` is the process entry point

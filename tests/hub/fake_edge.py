@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +122,7 @@ async def deliver(
     timeout: float = 60.0,
     shuffle: bool = False,
     max_rounds: int = 200,
+    on_published: Callable[[int], None] | None = None,
 ) -> AckView:
     """Publish every batch, then resend what the ack does not cover until ``total`` is covered.
 
@@ -141,6 +142,8 @@ async def deliver(
                 if view.rounds > 1:
                     view.resent += len(todo)
                 await publish(c, customer, edge, [payloads[f] for f in todo])
+                if on_published is not None:
+                    on_published(view.rounds)
                 try:  # take acks until everything is covered or they stop coming
                     async with asyncio.timeout(quiet_s):
                         async for msg in c.messages:

@@ -198,3 +198,14 @@ async def test_malformed_batches_never_break_the_pipeline_and_never_vanish(
         async with store.db.execute("SELECT seq FROM events") as cur:
             assert {row[0] for row in await cur.fetchall()} == valid_events
 
+
+
+async def test_a_bug_while_handling_a_batch_is_a_dead_letter_and_records_nothing_as_stored(tmp_path: Path) -> None:
+    async with Store(tmp_path / "hub.db") as store:
+        p = await open_pipeline(store)
+        del p.catalog.capabilities["battery"]  # simulate a hub that lost track of a capability
+        bad = fe.batch(C, E, [fe.event(1), fe.event(2, capability="battery", value=80.0)])
+        await feed(store, p, (EV, bad), (EV, fe.seq_batch(C, E, 3, 3)))
+        assert await store.dead_letter_counts() == {"internal": 1}
+        [edge] = await store.edges()
+        assert (edge.events, edge.contiguous, edge.gaps) == (3, 0, [(1, 2)])  # 1..2 stay missing: resent later

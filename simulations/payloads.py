@@ -14,7 +14,7 @@ device pages, tasmota.github.io "MQTT" / energy telemetry, shelly-api-docs "Gen2
 * Shelly Gen2 ``<prefix>/status/switch:0`` (full component status) and ``<prefix>/online``.
 * Home Assistant discovery config (ESPHome's abbreviated form) plus its plain state topic.
 * Venue readers (``venue/<reader>/access``) are not a standard: a small JSON document read by
-  the ``ACCESS_READER`` device definition below.
+  the ``devices.adapters.access.ACCESS_READER`` definition (a registered built-in).
 
 No payload carries ground truth: no job, market or label ever appears in one.
 """
@@ -29,20 +29,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from devices.definitions import DeviceDefinition, Topic, checkin, define
+from devices.adapters.access import ACCESS_READER
 
 from .places import DeviceSpec, PlaceSpec
 from .sensors import RELEASE, TASMOTA_STATE, Track
 
 __all__ = ["ACCESS_READER", "WireMessage", "announce", "device_name", "encode"]
 
-ACCESS_READER: DeviceDefinition = define(
-    vendor="genius-sim",
-    model="access-reader",
-    description="Venue key-card / member-card reader (hotel reception, gym gate)",
-    match=Topic("venue/+/access"),
-    exposes=(checkin(path="event"),),
-)
 
 
 class WireMessage(NamedTuple):

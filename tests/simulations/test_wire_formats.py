@@ -7,12 +7,12 @@ from datetime import date
 
 import pytest
 
-from simulations import ACCESS_READER, CustomerSimulation, Population, to_epoch
+from simulations import CustomerSimulation, Population, to_epoch
 
 adapter_mod = pytest.importorskip("devices.adapters.zigbee2mqtt", reason="built-in adapters not present yet")
 
 from devices import load_registry  # noqa: E402
-from devices.adapter import AdapterSession, DefinitionsAdapter, first_session  # noqa: E402
+from devices.adapter import AdapterSession, first_session  # noqa: E402
 
 START = to_epoch(date(2024, 3, 4))
 DAY = 86400.0
@@ -24,7 +24,7 @@ def _norm(value: object) -> object:
 
 def _sessions() -> list[AdapterSession]:
     # the venue reader is a plain JSON device declared with DeviceDefinition
-    return [*load_registry(strict=True).sessions(), DefinitionsAdapter.of([ACCESS_READER]).new_session()]
+    return load_registry(strict=True).sessions()
 
 
 @pytest.mark.parametrize("index", [0, 1, 2, 3])

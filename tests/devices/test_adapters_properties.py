@@ -119,6 +119,7 @@ def test_any_payload_gives_a_result_or_a_payload_error(name: str) -> None:
 
 
 @pytest.mark.fuzz
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("name", sorted(FIXTURES))
 def test_any_payload_gives_a_result_or_a_payload_error_long(name: str) -> None:
     _property(name, LONG)()

@@ -269,6 +269,12 @@ class Store:
         except sqlite3.Error as exc:
             raise StorageError(f"hub database write failed: {exc}") from exc
 
+    async def set_edge_role(self, edge_id: str, role: str | None) -> bool:
+        """Record an edge's declared role (home, car, venue:gym …); False if the edge is unknown."""
+        async with self.transaction() as db:
+            cur = await db.execute("UPDATE edges SET role = ? WHERE edge_id = ?", (role, edge_id))
+            return cur.rowcount == 1
+
     # -- state the hub reloads on start ----------------------------------------------------
     async def load_catalog(self) -> Catalog:
         catalog = Catalog()

@@ -209,3 +209,12 @@ async def test_a_bug_while_handling_a_batch_is_a_dead_letter_and_records_nothing
         assert await store.dead_letter_counts() == {"internal": 1}
         [edge] = await store.edges()
         assert (edge.events, edge.contiguous, edge.gaps) == (3, 0, [(1, 2)])  # 1..2 stay missing: resent later
+
+
+async def test_an_edge_role_can_be_recorded_for_later_market_logic(tmp_path: Path) -> None:
+    async with Store(tmp_path / "hub.db") as store:
+        p = await open_pipeline(store)
+        await feed(store, p, (EV, fe.seq_batch(C, E, 1, 1)))
+        assert await store.set_edge_role(E, "home") is True
+        assert await store.set_edge_role("unknown-edge", "car") is False
+        assert [e.role for e in await store.edges()] == ["home"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from test_adapters_fixtures import FIXTURES, replay
@@ -141,18 +140,3 @@ def test_bridge_list_larger_than_the_default_payload_limit_is_accepted() -> None
     assert len(payload) > 64 * 1024
     result = ADAPTER.new_session().handle("zigbee2mqtt/bridge/devices", payload, ts=1.0)
     assert len(result.profiles) == 150
-
-
-def test_handle_cost_per_message_is_small() -> None:
-    """The edge needs 10,000+ z2m messages/s in total: one message must cost well under 100 µs."""
-    session = ADAPTER.new_session()
-    replay(session, BRIDGE.messages)
-    payload = (b'{"battery":100,"illuminance":131,"illuminance_lux":131,"linkquality":120,'
-               b'"occupancy":true,"voltage":3035}')
-    n = 5000
-    start = time.perf_counter()
-    for i in range(n):
-        session.handle("zigbee2mqtt/kitchen/motion", payload, ts=float(i))
-    per_message_us = (time.perf_counter() - start) / n * 1e6
-    # Generous bound for a shared 2-core machine; measured ≈ 5-8 µs when idle.
-    assert per_message_us < 100, f"{per_message_us:.1f} µs per message"

@@ -87,10 +87,11 @@ class Catalog:
             self.pending.customers.append((key, customer_id, now))
         return key
 
-    def register_edge(self, edge_id: str, customer_id: str, *, now: float) -> EdgeEntry:
+    def register_edge(self, edge_id: str, customer_id: str, *, now: float, seen: float | None = None) -> EdgeEntry:
         """The edge's entry, registering it to ``customer_id`` the first time it is seen.
 
-        The caller checks ``entry.customer_id`` itself: an edge belongs to one customer.
+        ``seen`` is when the edge was last heard from (``now`` unless the message was an old,
+        retained one). The caller checks ``entry.customer_id``: an edge belongs to one customer.
         """
         entry = self.edges.get(edge_id)
         if entry is None:
@@ -99,7 +100,7 @@ class Catalog:
             self._next_edge += 1
             self.edges[edge_id] = entry
             self.edges_by_key[entry.edge_key] = entry
-            self.pending.edges.append((entry.edge_key, edge_id, customer_key, now, now))
+            self.pending.edges.append((entry.edge_key, edge_id, customer_key, now, now if seen is None else seen))
         return entry
 
     def device(self, edge_key: int, name: str) -> int:

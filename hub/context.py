@@ -202,20 +202,30 @@ class ContextFuser:
         if activation and ts > state[1]:
             state[1] = ts
 
-    def apply_status(self, customer_id: str, edge_id: str, status: EdgeStatus) -> None:
+    def apply_status(self, customer_id: str, edge_id: str, status: EdgeStatus, *, seen: float | None = None) -> None:
+        """An edge's status (``seen``: when it was heard from; now unless given)."""
         edge = self.customer(customer_id).edges.setdefault(edge_id, EdgeContext())
         edge.online = status.state == "online"
         edge.status_ts = status.ts
         edge.backlog = status.backlog
         edge.version = status.version
-        edge.last_seen = self._clock()
+        self._seen(edge, self._clock() if seen is None else seen)
         self._dirty.add(customer_id)
 
-    def apply_devices(self, customer_id: str, edge_id: str, profiles: Iterable[DeviceProfile]) -> None:
+    def apply_devices(
+        self, customer_id: str, edge_id: str, profiles: Iterable[DeviceProfile], *, seen: float | None = None
+    ) -> None:
+        """An edge's device inventory (``seen`` None: a retained copy, which says nothing about now)."""
         edge = self.customer(customer_id).edges.setdefault(edge_id, EdgeContext())
         edge.devices = [p.model_dump(mode="json", exclude_none=True) for p in profiles]
-        edge.last_seen = self._clock()
+        if seen is not None:
+            self._seen(edge, seen)
         self._dirty.add(customer_id)
+
+    @staticmethod
+    def _seen(edge: EdgeContext, ts: float) -> None:
+        if edge.last_seen is None or ts > edge.last_seen:
+            edge.last_seen = ts
 
     def _is_door(self, edge_id: str, device: str, room: str | None) -> bool:
         key = (edge_id, device, room)

@@ -101,7 +101,7 @@ def _incoming(message: aiomqtt.Message, generation: int) -> Incoming:
     payload = message.payload
     if not isinstance(payload, bytes):
         payload = b"" if payload is None else str(payload).encode()
-    return Incoming(message.topic.value, payload, message.mid, message.qos, generation)
+    return Incoming(message.topic.value, payload, message.mid, message.qos, generation, bool(message.retain))
 
 
 class _QuietDiscards(logging.Filter):

@@ -40,13 +40,18 @@ _PROFILES: TypeAdapter[list[DeviceProfile]] = TypeAdapter(list[DeviceProfile])
 
 
 class Incoming(NamedTuple):
-    """One MQTT message as the writer sees it; ``generation`` names the connection it came on."""
+    """One MQTT message as the writer sees it; ``generation`` names the connection it came on.
+
+    ``retain`` marks a retained message replayed by the broker on subscribe (old news: it
+    does not make an edge "seen" now).
+    """
 
     topic: str
     payload: bytes
     mid: int = 0
     qos: int = 0
     generation: int = 0
+    retain: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,14 +208,15 @@ class Pipeline:
             self._dead_letter(msg, topic, reason=exc.reason, detail=f"status: {exc}")
             return
         now = self._clock()
-        entry = self._edge(msg, topic, edge_id, now)
+        seen = min(status.ts, now) if msg.retain else now
+        entry = self._edge(msg, topic, edge_id, now, seen=seen)
         if entry is None:
             return
         self._group.statuses.append(
-            (int(status.state == "online"), status.ts, status.backlog, status.version, status.model_dump_json(), now,
+            (int(status.state == "online"), status.ts, status.backlog, status.version, status.model_dump_json(), seen,
              entry.edge_key)
         )
-        self.context.apply_status(entry.customer_id, edge_id, status)
+        self.context.apply_status(entry.customer_id, edge_id, status, seen=seen)
 
     def _devices(self, msg: Incoming, topic: HubTopic, edge_id: str) -> None:
         if not msg.payload:
@@ -222,14 +228,15 @@ class Pipeline:
             self._dead_letter(msg, topic, reason=reason, detail=f"devices: {exc.errors()[0]['msg']}")
             return
         now = self._clock()
-        entry = self._edge(msg, topic, edge_id, now)
+        entry = self._edge(msg, topic, edge_id, now, seen=0.0 if msg.retain else None)
         if entry is None:
             return
         for profile in profiles:
             self.catalog.device(entry.edge_key, profile.device)
         inventory = json.dumps([p.model_dump(mode="json", exclude_none=True) for p in profiles])
-        self._group.inventories.append((inventory, now, entry.edge_key))
-        self.context.apply_devices(entry.customer_id, edge_id, profiles)
+        seen = 0.0 if msg.retain else now  # last_seen only ever moves forward (MAX in SQL)
+        self._group.inventories.append((inventory, seen, entry.edge_key))
+        self.context.apply_devices(entry.customer_id, edge_id, profiles, seen=None if msg.retain else now)
 
     def _feedback(self, msg: Incoming, topic: HubTopic) -> None:
         try:
@@ -241,9 +248,11 @@ class Pipeline:
         key = self.catalog.customer(topic.customer_id, now=now)
         self._group.feedback.append((key, fb.anticipation_id, fb.verdict, fb.job, fb.ts, now))
 
-    def _edge(self, msg: Incoming, topic: HubTopic, edge_id: str, now: float) -> EdgeEntry | None:
+    def _edge(
+        self, msg: Incoming, topic: HubTopic, edge_id: str, now: float, *, seen: float | None = None
+    ) -> EdgeEntry | None:
         """The edge's entry (registered on first sight), or None after dead-lettering a mismatch."""
-        entry = self.catalog.register_edge(edge_id, topic.customer_id, now=now)
+        entry = self.catalog.register_edge(edge_id, topic.customer_id, now=now, seen=seen)
         if entry.customer_id != topic.customer_id:
             self._dead_letter(
                 msg, topic, reason="identity",

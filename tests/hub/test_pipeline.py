@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from devices.errors import ValidationFailed
 from devices.topics import ack_topic, devices_topic, events_topic, feedback_topic, status_topic
 from devices.wire import decode_batch
+from hub.pipeline import Incoming
 from hub.schema import SCHEMA_VERSION
 from hub.store import Store
 
@@ -218,3 +219,16 @@ async def test_an_edge_role_can_be_recorded_for_later_market_logic(tmp_path: Pat
         assert await store.set_edge_role(E, "home") is True
         assert await store.set_edge_role("unknown-edge", "car") is False
         assert [e.role for e in await store.edges()] == ["home"]
+
+
+async def test_a_retained_status_replayed_on_subscribe_does_not_make_an_edge_seen_now(tmp_path: Path) -> None:
+    async with Store(tmp_path / "hub.db") as store:
+        p = await open_pipeline(store, now=5_000.0)
+        p.process(Incoming(status_topic(C, E), b'{"state": "offline", "ts": 1000.0}', retain=True))
+        await store.write(p.seal().group)
+        [edge] = await store.edges()
+        assert (edge.online, edge.last_seen) == (False, 1000.0)
+        p.process(Incoming(status_topic(C, E), b'{"state": "online", "ts": 4990.0}'))  # live
+        await store.write(p.seal().group)
+        [edge] = await store.edges()
+        assert (edge.online, edge.last_seen) == (True, 5000.0)

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -181,7 +182,8 @@ class Store:
             if self.readonly:
                 if not self.path.is_file():
                     raise StorageError(f"no hub database at {self.path}")
-                self._db = await aiosqlite.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+                uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
+                self._db = await aiosqlite.connect(uri, uri=True, isolation_level=None)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = await aiosqlite.connect(self.path, isolation_level=None)

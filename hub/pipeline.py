@@ -29,6 +29,7 @@ from .catalog import Catalog, EdgeEntry
 from .context import ContextFuser
 from .deadletters import DeadLetters
 from .progress import EdgeProgress
+from .security.guard import BatchGuard
 from .store import WriteGroup
 from .validation import EventDict, decode_batch_dicts
 
@@ -36,6 +37,7 @@ __all__ = ["CommitSummary", "Incoming", "Pipeline", "Sealed"]
 
 log = logging.getLogger(__name__)
 
+_REFUSED_RAW_BYTES = 65_536  # raw bytes kept in a dead letter the security guard refused
 _PROFILES: TypeAdapter[list[DeviceProfile]] = TypeAdapter(list[DeviceProfile])
 
 
@@ -96,8 +98,11 @@ class Pipeline:
         clock: Callable[[], float] = time.time,
         ack_max_gaps: int = 64,
         context_persist_s: float = 5.0,
+        guard: BatchGuard | None = None,
     ) -> None:
         self.catalog = catalog
+        # Signature, replay and limit checks (hub.security); None checks only the contract.
+        self.guard = guard
         self.progress = progress
         self.context = context
         self.dead_letters = dead_letters
@@ -140,6 +145,11 @@ class Pipeline:
         except PayloadError as exc:
             self._dead_letter(msg, None, reason=exc.reason, detail=str(exc))
             return 0
+        if self.guard is not None and (refusal := self.guard.check_size(msg.payload)) is not None:
+            # Keep the evidence, not the whole flood (a dead letter is a database row).
+            self._dead_letter(msg._replace(payload=msg.payload[:_REFUSED_RAW_BYTES]), topic,
+                              reason=refusal.reason, detail=refusal.detail)
+            return 0
         if topic.kind == "events" and topic.edge_id is not None:
             return self._events(msg, topic, topic.edge_id)
         if topic.kind == "status" and topic.edge_id is not None:
@@ -159,6 +169,10 @@ class Pipeline:
             self._dead_letter(msg, topic, reason=exc.reason, detail=str(exc))
             return 0
         now = self._clock()
+        if self.guard is not None and (refusal := self.guard.check_batch(batch, msg.payload, now=now)) is not None:
+            self._dead_letter(msg._replace(payload=msg.payload[:_REFUSED_RAW_BYTES]), topic,
+                              reason=refusal.reason, detail=refusal.detail)
+            return 0
         entry = self._edge(msg, topic, edge_id, now)
         if entry is None:
             return 0

@@ -30,6 +30,7 @@ from .context import ContextFuser
 from .deadletters import DeadLetters
 from .ingest import CommitHook, Ingest, IngestStats
 from .pipeline import Pipeline
+from .security.guard import BatchGuard
 from .settings import HubSettings
 from .store import Store
 
@@ -49,6 +50,8 @@ class Hub:
         self.stats = IngestStats()
         self.dead_letters = DeadLetters(warn_window_s=settings.ingest.dead_letter_warn_window_s, clock=clock)
         self._clock = clock
+        # Signatures, replay and limits (hub.security): keys come from the store's registry.
+        self.guard = BatchGuard.for_store(settings.security, settings.limits, db=settings.store.path)
         self._stack: AsyncExitStack | None = None
         self._ingest: Ingest | None = None
         self.ready = asyncio.Event()  # set once subscribed to the broker
@@ -68,6 +71,7 @@ class Hub:
                 catalog, progress, self.context, self.dead_letters,
                 clock=self._clock, ack_max_gaps=self.settings.ingest.ack_max_gaps,
                 context_persist_s=self.settings.ingest.context_persist_s,
+                guard=self.guard,
             )
             self._ingest = Ingest(
                 self.settings, self.store, pipeline,

@@ -24,6 +24,8 @@ from pydantic_settings import (
 
 from devices.errors import ConfigError
 
+from .security.settings import LimitsSettings, SecuritySettings
+
 __all__ = ["BrokerSettings", "ContextSettings", "HubSettings", "IngestSettings", "StoreSettings"]
 
 _SECTION = ConfigDict(extra="forbid", frozen=True)
@@ -116,6 +118,9 @@ class HubSettings(BaseSettings):
     store: StoreSettings = StoreSettings()
     ingest: IngestSettings = IngestSettings()
     context: ContextSettings = ContextSettings()
+    # Batch signatures, replay protection (hub.security); limits on hostile input.
+    security: SecuritySettings = SecuritySettings()
+    limits: LimitsSettings = LimitsSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod

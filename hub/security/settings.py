@@ -55,8 +55,10 @@ class LimitsSettings(BaseModel):
     # Device and room names, and text values (the contract allows 128 and 256).
     max_name_chars: int = Field(128, ge=1, le=128)
     max_text_chars: int = Field(256, ge=1, le=256)
-    # Event timestamps at most this far ahead of the hub's clock …
-    max_future_s: float = Field(86_400.0, gt=0)
+    # Event timestamps at most this far ahead of the hub's clock (a year by default: device
+    # clocks are often wrong by months, fixtures use fixed future instants; set it to a day
+    # or so in production) …
+    max_future_s: float = Field(365 * 86_400.0, gt=0)
     # … and at most this far behind it (dataset replays carry timestamps from years ago).
     max_past_s: float = Field(20 * 365 * 86_400.0, gt=0)
     # Token bucket per edge: sustained events per second and burst size. A refused batch is

@@ -219,7 +219,8 @@ def _since_block(
     offset: int,
     count: int,
 ) -> None:
-    """``dst[offset + e] = log1p(clip(t - last[e], 0, cap)) * scale`` for ``e < count``.
+    """``dst[offset + e] = log1p(clip(t - last[e], 0, cap)) * scale`` for ``e < count``;
+    ``scratch[count]`` gets the value for ``last[count]`` (the job's slot).
 
     Two passes over a padded float32 scratch so both loops vectorise without remainders.
     """
@@ -236,19 +237,16 @@ def _since_block(
 
 
 @njit(inline="always", **_KERNEL)
-def _since_one(s: float, cap: float, scale: float) -> float:
-    """The same scaling for one value (``job.since``); NaN means never, so 1.0."""
-    if s != s:
-        return 1.0
-    s = s if s < cap else cap
-    s = s if s > 0.0 else 0.0
-    return _ln(_F32(1.0 + s)) * scale
+def _job_last(t: float, job_since: float) -> float:
+    """The job's slot in ``last``: seconds since the job become a time; NaN (never) -inf."""
+    return -np.inf if job_since != job_since else t - job_since
 
 
 @njit(inline="always", **_KERNEL)
 def _time_of_day(seconds: float) -> tuple[float, float]:
     """sin and cos of ``2π·seconds/86400`` for ``0 <= seconds < 86400``."""
-    minute = min(max(int(seconds / _MINUTE), 0), 1440)  # the table has both ends
+    # Any anchor within a minute or two is as exact, so multiply rather than divide.
+    minute = min(max(int(seconds * (1.0 / _MINUTE)), 0), 1440)  # the table has both ends
     d = (seconds - minute * _MINUTE) * _RAD_PER_S
     d2 = d * d
     sin_d = d * (1.0 - d2 / 6.0 * (1.0 - d2 / 20.0))
@@ -272,14 +270,11 @@ def _write_context(
     weekday: tuple[float, float, float],
     market: int,
     job: int,
-    job_since: float,
-    cap: float,
-    scale: float,
     time_off: int,
     n_markets: int,
     n_jobs: int,
 ) -> None:
-    """Time, market, job and job.since columns; the market and job blocks must be zero."""
+    """Time, market and job columns; the market and job blocks must be zero."""
     tod_sin, tod_cos = _time_of_day(seconds_of_day)
     dst[time_off] = tod_sin
     dst[time_off + 1] = tod_cos
@@ -292,7 +287,6 @@ def _write_context(
         dst[market_off + market] = 1.0
     if 0 <= job < n_jobs:
         dst[job_off + job] = 1.0
-    dst[job_off + n_jobs] = _since_one(job_since, cap, scale)
 
 
 @njit(**_KERNEL)
@@ -330,7 +324,8 @@ def _features_many(
     time_off = state_off + n_devices
     width = time_off + 5 + n_markets + n_jobs + 1
     scale = 1.0 / math.log1p(since_cap)
-    padded = -(-max(n_ent, 1) // _LANES) * _LANES
+    # Entities, then the job's slot, padded to whole vectors.
+    padded = -(-(n_ent + 1) // _LANES) * _LANES
 
     # One extra cell: a sink that removals of unknown entities hit instead of branching.
     row = np.zeros(width + 1, dtype=np.float32)
@@ -366,15 +361,6 @@ def _features_many(
             edge = t - horizons[h]
             base = h * n_ent
             i = tails[h]
-            # Most anticipation times drop zero, one or two events per horizon: take two
-            # steps without branching, then loop for the rest (rarely entered).
-            for _ in range(2):
-                k = i if i < n else n - 1
-                step = (i < head) & (ts[k] <= edge)
-                flag = flags[k] if step else 0
-                row[base + device[k] if flag & 1 else sink] -= 1.0
-                row[base + n_devices + room[k] if flag & 2 else sink] -= 1.0
-                i += step
             while i < head and ts[i] <= edge:
                 flag = flags[i]
                 row[base + device[i] if flag & 1 else sink] -= 1.0
@@ -384,18 +370,17 @@ def _features_many(
         dst = out[j]
         for k in range(since_off):
             dst[k] = row[k]
+        last[n_ent] = _job_last(t, job_since[j])
         _since_block(t, last, since_cap, scratch, scale, dst, since_off, n_ent)
         for k in range(state_off, width):
             dst[k] = row[k]
+        dst[width - 1] = scratch[n_ent]
         local = t + tz_offset
         today = math.floor(local / _DAY)
         if today != day:
             day = today
             weekday = _weekday(day)
-        _write_context(
-            dst, local - today * _DAY, weekday, markets[j], jobs[j], job_since[j],
-            since_cap, scale, time_off, n_markets, n_jobs,
-        )
+        _write_context(dst, local - today * _DAY, weekday, markets[j], jobs[j], time_off, n_markets, n_jobs)
 
 
 @njit(**_KERNEL)
@@ -431,7 +416,7 @@ def _features_one(
     state_off = since_off + n_ent
     time_off = state_off + n_devices
     scale = 1.0 / math.log1p(since_cap)
-    padded = -(-max(n_ent, 1) // _LANES) * _LANES
+    padded = -(-(n_ent + 1) // _LANES) * _LANES
 
     out[:] = 0.0
     last = np.full(padded, -np.inf)
@@ -468,13 +453,12 @@ def _features_one(
             unknown_states -= 1
             out[state_off + d] = 1.0 if act else 0.0
         i -= 1
+    last[n_ent] = _job_last(t, job_since)
     _since_block(t, last, since_cap, scratch, scale, out, since_off, n_ent)
+    out[out.shape[0] - 1] = scratch[n_ent]
     local = t + tz_offset
     today = math.floor(local / _DAY)
-    _write_context(
-        out, local - today * _DAY, _weekday(today), market, job, job_since,
-        since_cap, scale, time_off, n_markets, n_jobs,
-    )
+    _write_context(out, local - today * _DAY, _weekday(today), market, job, time_off, n_markets, n_jobs)
 
 
 # ---------------------------------------------------------------------------- public API

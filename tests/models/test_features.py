@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from devices.capabilities import KIND
-from models.features import EventWindow, _since_one, _time_of_day, compute_features, features_at, warmup
+from models.features import EventWindow, _time_of_day, compute_features, features_at, warmup
 from models.features_reference import python_features, reference_features
 from models.schema import FeatureSchema
 
@@ -181,12 +181,12 @@ def test_unsorted_or_mismatched_inputs_are_refused(home: FeatureSchema) -> None:
         compute_features(home, EventWindow.empty(), [1.0, 2.0], markets=[0])
 
 
-def test_since_scaling_is_accurate_to_float32_over_its_range() -> None:
-    cap = DAY
+def test_since_scaling_is_accurate_to_float32_over_its_range(home: FeatureSchema) -> None:
+    cap = home.since_cap_s
     seconds = np.concatenate([[0.0, 1e-9, 1e-4, 0.5, 1.0, 59.999, cap - 1e-3, cap, 10 * cap], np.geomspace(1e-6, cap, 20_000)])
-    got = np.array([_since_one(s, cap, 1.0 / math.log1p(cap)) for s in seconds])
+    rows = compute_features(home, EventWindow.empty(), np.zeros(seconds.size), job_since_s=seconds)
     want = np.log1p(np.minimum(seconds, cap)) / math.log1p(cap)
-    assert np.abs(got - want).max() < 1e-6
+    assert np.abs(rows[:, home.names.index("job.since")] - want).max() < 1e-6
 
 
 def test_time_of_day_table_matches_libm() -> None:

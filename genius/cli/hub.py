@@ -1,4 +1,4 @@
-"""``genius hub run`` and ``genius hub status``."""
+"""``genius hub run``, ``genius hub status`` and the security commands (``hub_security``)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ def register(subparsers: Any) -> None:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--max-gaps", type=int, default=100, help="gaps listed per edge (default 100)")
     status.set_defaults(handler=_status)
+
+    from .hub_security import register_security
+
+    register_security(sub)  # init-certs, broker-config, provision-edge, rotate-key
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -9,7 +9,15 @@
 Signing itself (canonical bytes, HMAC) lives in ``devices.signing``, shared with edges.
 """
 
-from .broker import BrokerFiles, BrokerLimits, acl_text, broker_conf, passwd_text, write_broker_config
+from .broker import (
+    BrokerFiles,
+    BrokerLimits,
+    acl_text,
+    broker_conf,
+    passwd_text,
+    update_auth_files,
+    write_broker_config,
+)
 from .certs import CertPaths, init_certs
 from .guard import BatchGuard, Refusal
 from .limits import RateLimiter, TokenBucket
@@ -32,5 +40,5 @@ __all__ = [
     "BatchGuard", "BrokerFiles", "BrokerLimits", "BrokerUser", "CertPaths", "EdgeCredentials", "EdgeKeys",
     "KeyRing", "LimitsSettings", "RateLimiter", "Refusal", "ReplayCache", "SecuritySettings", "SigningMode",
     "TokenBucket", "acl_text", "add_hub_user", "broker_conf", "broker_users", "hash_password", "init_certs",
-    "load_keys", "passwd_text", "provision_edge", "rotate_key", "verify_password", "write_broker_config",
+    "load_keys", "passwd_text", "provision_edge", "update_auth_files", "rotate_key", "verify_password", "write_broker_config",
 ]

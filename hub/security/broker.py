@@ -30,7 +30,9 @@ from devices.topics import PREFIX
 from .certs import CertPaths
 from .registry import BrokerUser, broker_users
 
-__all__ = ["BrokerFiles", "BrokerLimits", "acl_text", "broker_conf", "passwd_text", "write_broker_config"]
+__all__ = [
+    "BrokerFiles", "BrokerLimits", "acl_text", "broker_conf", "passwd_text", "update_auth_files", "write_broker_config",
+]
 
 
 class BrokerLimits(NamedTuple):
@@ -79,15 +81,19 @@ def broker_conf(
         f"password_file {passwd}",
         f"acl_file {acl}",
         "",
-        "# Limits (see hub.security.broker.BrokerLimits for the memory they cost):",
-        f"# at most {limits.max_queued_messages} messages / {limits.max_queued_bytes // 2**20} MiB queued per",
-        "# persistent session, 20 unacknowledged in flight per client, 1 GiB for the whole broker.",
+        "# The client id is the username: one identity cannot take over another's session",
+        "# (a second connection with the same id disconnects the first, hub included).",
+        "use_username_as_clientid true",
+        "",
+        "# Limits (hub.security.broker.BrokerLimits says what memory they cost): at most",
+        f"# {limits.max_queued_messages} messages / {limits.max_queued_bytes // 2**20} MiB queued per persistent session"
+        f" (~payload + 100 B each), {limits.max_inflight_messages} in flight per client,",
+        f"# {limits.memory_limit // 2**20} MiB for the whole broker; packets past {limits.max_packet_size} bytes are refused.",
         f"max_queued_messages {limits.max_queued_messages}",
         f"max_queued_bytes {limits.max_queued_bytes}",
         f"max_inflight_messages {limits.max_inflight_messages}",
         f"memory_limit {limits.memory_limit}",
         f"max_packet_size {limits.max_packet_size}",
-        "# An edge must not hold the hub's client id: ids are checked against the ACL user too.",
         "max_keepalive 600",
     ]
     if persistence_dir is not None:
@@ -165,4 +171,14 @@ def write_broker_config(
         broker_conf(passwd=files.passwd, acl=files.acl, port=port, tls_port=tls_port, certs=certs, limits=limits,
                     persistence_dir=out if persistence else None),
     )
+    return files
+
+
+def update_auth_files(out: Path | str, *, db: Path | str) -> BrokerFiles:
+    """Rewrite only ``passwd`` and ``acl`` in ``out`` (after provisioning); SIGHUP Mosquitto after."""
+    out = Path(out).resolve()
+    files = BrokerFiles(out / "mosquitto.conf", out / "passwd", out / "acl")
+    users = broker_users(db)
+    _write_private(files.passwd, passwd_text(users))
+    _write_private(files.acl, acl_text(users))
     return files

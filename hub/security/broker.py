@@ -60,6 +60,11 @@ class BrokerFiles(NamedTuple):
     acl: Path
 
 
+# The client id is the username (a listener option): one identity cannot take over another's
+# session, since a second connection with the same id disconnects the first, hub included.
+_PER_LISTENER = ("use_username_as_clientid true",)
+
+
 def broker_conf(
     *,
     passwd: Path,
@@ -81,10 +86,6 @@ def broker_conf(
         f"password_file {passwd}",
         f"acl_file {acl}",
         "",
-        "# The client id is the username: one identity cannot take over another's session",
-        "# (a second connection with the same id disconnects the first, hub included).",
-        "use_username_as_clientid true",
-        "",
         "# Limits (hub.security.broker.BrokerLimits says what memory they cost): at most",
         f"# {limits.max_queued_messages} messages / {limits.max_queued_bytes // 2**20} MiB queued per persistent session"
         f" (~payload + 100 B each), {limits.max_inflight_messages} in flight per client,",
@@ -100,12 +101,13 @@ def broker_conf(
         lines += ["persistence true", f"persistence_location {persistence_dir}/", "autosave_interval 60"]
     if port is not None:
         lines += ["", "# Plain listener, loopback only: development and same-host processes.",
-                  f"listener {port} {host}"]
+                  f"listener {port} {host}", *_PER_LISTENER]
     if tls_port is not None:
         assert certs is not None
         lines += [
             "", "# TLS listener: what edges use across a network.",
             f"listener {tls_port} {host}",
+            *_PER_LISTENER,
             f"cafile {certs.ca_cert}",
             f"certfile {certs.server_cert}",
             f"keyfile {certs.server_key}",

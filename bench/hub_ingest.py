@@ -4,9 +4,11 @@
 
 Simulated edges (``--publishers`` processes, one paho client each, ``--edges`` edges in
 all) publish ``EventBatch`` JSON at QoS 1 the way an edge does: each edge keeps at most
-``--window`` batches beyond its last ack outstanding and resends what the ack does not
-cover after ``--resend-after`` seconds without progress. Two runs over the same broker
-and the same batches:
+``--window`` batches (default 4, i.e. 2,000 events; a real edge allows 20,000) beyond its
+last ack outstanding and resends what the ack does not cover after ``--resend-after``
+seconds without progress (default 30 s, so a loaded machine measures ingest rather than a
+resend storm). Batches are generated before the clock starts. Two runs over the same
+broker (Mosquitto's defaults unless ``--broker-config``) and the same batches:
 
 * **ceiling**: one process, paho with automatic QoS 1 acks, ``json.loads`` and
   ``executemany`` into the hub's own schema, one commit per drain, then a plain
@@ -320,10 +322,12 @@ def main() -> int:
     parser.add_argument("--edges", type=int, default=100)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--publishers", type=int, default=2, help="publisher processes")
-    parser.add_argument("--window", type=int, default=2, help="batches per edge beyond its ack")
+    parser.add_argument("--window", type=int, default=4, help="batches per edge beyond its ack")
     parser.add_argument("--resend-after", type=float, default=30.0, help="seconds without ack progress")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--skip-ceiling", action="store_true")
+    parser.add_argument("--broker-config", action="append", default=[], metavar="LINE",
+                        help="extra mosquitto.conf line, e.g. 'max_inflight_messages 100' (repeatable)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--workdir", type=Path, help="keep broker, databases and hub log here")
     parser.add_argument("--hub-verbose", action="store_true", help="hub logs at INFO to <workdir>/hub.log")
@@ -334,7 +338,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
         workdir = ns.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        broker = Mosquitto(workdir / "mosquitto")  # Mosquitto's defaults (max_queued_messages 1000)
+        # Mosquitto's defaults (max_queued_messages 1000, max_inflight_messages 20) unless told
+        broker = Mosquitto(workdir / "mosquitto", extra="".join(f"{line}\n" for line in ns.broker_config))
         broker.start()
         try:
             args = {"host": broker.host, "port": broker.port, "edges": ns.edges, "batch": ns.batch,
@@ -352,6 +357,7 @@ def main() -> int:
         "batch": ns.batch,
         "window_batches_per_edge": ns.window,
         "publishers": ns.publishers,
+        "broker_config": ns.broker_config,
         "hub": hub,
         "ceiling": ceil,
         "ratio": None if ceil is None else hub["events_per_s"] / ceil["events_per_s"],

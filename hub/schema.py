@@ -110,5 +110,33 @@ CREATE TABLE context_state (
 );
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial", _INITIAL),)
+# Operator API (hub.http): bearer tokens (only a hash of each is kept) and the audit log of
+# reads of customer data. Audit rows carry customer_id so export/erase find them.
+_OPERATOR = """
+CREATE TABLE api_tokens (
+    token_key  INTEGER PRIMARY KEY,
+    token_id   TEXT NOT NULL UNIQUE,   -- public part of the token, names it in the audit log
+    name       TEXT NOT NULL,
+    role       TEXT NOT NULL CHECK (role IN ('operator', 'viewer')),
+    hash       TEXT NOT NULL,          -- sha256 of the whole token, hex
+    created    REAL NOT NULL,
+    revoked    REAL
+);
+CREATE TABLE audit_log (
+    id          INTEGER PRIMARY KEY,
+    ts          REAL NOT NULL,
+    token_id    TEXT NOT NULL,
+    token_name  TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    resource    TEXT NOT NULL,         -- context, events, anticipations, stream …
+    detail      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_log_customer ON audit_log(customer_id, ts);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial", _INITIAL),
+    Migration(2, "operator api tokens and audit log", _OPERATOR),
+)
 SCHEMA_VERSION = MIGRATIONS[-1].version

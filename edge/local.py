@@ -6,6 +6,11 @@ asks for more, and reconnects with jittered, capped backoff. The session is pers
 agent restarts are kept by the local broker. When the outbox cannot commit as fast as
 devices publish, the loop waits for room (aiomqtt's bounded queue then fills, and what it
 cannot hold is dead-lettered as ``queue_full``).
+
+Local limits come first: a message over ``max_payload_bytes`` (``payload_too_large``) or
+past its topic's token bucket (``rate_limited``; a topic is one device's) is dead-lettered
+before any adapter reads it, so one misbehaving product can neither fill the outbox nor
+starve the others of the loop.
 """
 
 from __future__ import annotations
@@ -23,10 +28,38 @@ from .mqtt import NODELAY, counting_queue, payload_bytes
 from .pipeline import Pipeline
 from .settings import BrokerSettings, LocalSettings
 
-__all__ = ["LocalSubscriber"]
+__all__ = ["DeviceRateLimiter", "LocalSubscriber"]
 
 log = logging.getLogger(__name__)
 _SUBSCRIBE_CHUNK = 100
+
+
+class DeviceRateLimiter:
+    """A token bucket per topic (``rate`` messages/s, ``burst``), at most ``max_topics`` of them.
+
+    Topics are chosen by devices: past ``max_topics`` the buckets start over (full), which
+    forgives a little but never grows without bound.
+    """
+
+    def __init__(self, *, rate: float, burst: float, max_topics: int = 50_000) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_topics = max_topics
+        self._buckets: dict[str, list[float]] = {}  # topic -> [tokens, updated]
+
+    def allow(self, topic: str, *, now: float) -> bool:
+        bucket = self._buckets.get(topic)
+        if bucket is None:
+            if len(self._buckets) >= self.max_topics:
+                self._buckets.clear()
+            bucket = self._buckets[topic] = [self.burst, now]
+        tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        if tokens >= 1.0:
+            bucket[0] = tokens - 1.0
+            return True
+        bucket[0] = tokens
+        return False
 
 
 class LocalSubscriber:
@@ -41,6 +74,7 @@ class LocalSubscriber:
         settings: LocalSettings,
         dead_letters: DeadLetters,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.broker = broker
         self.pipeline = pipeline
@@ -51,6 +85,8 @@ class LocalSubscriber:
         self.ready = asyncio.Event()  # set while connected and subscribed
         self.connects = 0
         self._filters: list[str] = []
+        self._monotonic = monotonic
+        self.rates = DeviceRateLimiter(rate=settings.device_messages_per_s, burst=settings.device_burst)
 
     async def run(self) -> None:
         backoff = Backoff(initial=self.settings.backoff_initial_s, cap=self.settings.backoff_max_s)
@@ -81,14 +117,31 @@ class LocalSubscriber:
         handle = self.pipeline.handle
         outbox = self.pipeline.outbox
         clock = self._clock
+        admit = self.admit
         async for message in client.messages:
-            changes = handle(str(message.topic), payload_bytes(message.payload), ts=clock())
+            topic, payload = str(message.topic), payload_bytes(message.payload)
+            if not admit(topic, payload):
+                continue
+            changes = handle(topic, payload, ts=clock())
             if changes.subscribe:
                 await self._subscribe(client, changes.subscribe)
             if changes.unsubscribe:
                 await self._unsubscribe(client, changes.unsubscribe)
             if outbox.full:
                 await outbox.wait_room()
+
+    def admit(self, topic: str, payload: bytes) -> bool:
+        """Whether a local message is within the limits; dead-letters it (with why) if not."""
+        limit = self.settings.max_payload_bytes
+        if len(payload) > limit:
+            self.dead_letters.record(source="local", reason="payload_too_large", topic=topic, payload=payload[:1024],
+                                     detail=f"{len(payload)} bytes > local.max_payload_bytes {limit}")
+            return False
+        if not self.rates.allow(topic, now=self._monotonic()):
+            self.dead_letters.record(source="local", reason="rate_limited", topic=topic, payload=payload,
+                                     detail=f"over local.device_messages_per_s {self.settings.device_messages_per_s:g}")
+            return False
+        return True
 
     async def _subscribe(self, client: aiomqtt.Client, filters: Sequence[str]) -> None:
         new = [f for f in dict.fromkeys(filters) if f not in self._filters]

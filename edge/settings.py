@@ -55,6 +55,7 @@ __all__ = [
     "Policy",
     "PrivacySettings",
     "Role",
+    "SigningSettings",
     "UplinkSettings",
 ]
 
@@ -206,10 +207,36 @@ class OutboxSettings(BaseModel):
     dead_letter_rows: int = Field(10_000, ge=1)  # the oldest dead letters go beyond this
 
 
+class SigningSettings(BaseModel):
+    """The edge's batch-signing key from ``genius hub provision-edge`` (``devices.signing``).
+
+    In TOML: ``[uplink.signing]`` with ``key_id = "…"`` and ``key = "<64 hex>"``.
+    """
+
+    model_config = _FROZEN
+    key_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    key: SecretStr
+
+    @field_validator("key")
+    @classmethod
+    def _hex_key(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
+            raise ValueError("signing key must be 64 hex characters")
+        return value
+
+    @property
+    def key_bytes(self) -> bytes:
+        return bytes.fromhex(self.key.get_secret_value())
+
+
 class UplinkSettings(BaseModel):
     """Store-and-forward to the hub: batching, in-flight window, resend and reconnect."""
 
     model_config = _FROZEN
+    # Sign every batch (HMAC-SHA256, devices.signing); a hub that holds this edge's key
+    # refuses its unsigned batches.
+    signing: SigningSettings | None = None
     batch_max_events: int = Field(500, ge=1, le=10_000)
     batch_max_delay_s: float = Field(0.2, ge=0, le=60)
     resend_after_s: float = Field(5.0, gt=0)
@@ -233,6 +260,12 @@ class LocalSettings(BaseModel):
     backoff_initial_s: float = Field(0.5, gt=0)
     backoff_max_s: float = Field(30.0, gt=0)
     qos: int = Field(1, ge=0, le=1)  # QoS of the local subscriptions
+    # A misbehaving product must not fill the outbox or stall the others: a local message
+    # larger than this, or past its topic's rate (token bucket per topic: a device), is
+    # dead-lettered before any adapter reads it. Honest devices send a few per second.
+    max_payload_bytes: int = Field(1_048_576, ge=256)
+    device_messages_per_s: float = Field(200.0, gt=0)
+    device_burst: int = Field(2_000, ge=1)
 
 
 _CONFIG_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("edge_config_file", default=None)

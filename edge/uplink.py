@@ -44,6 +44,7 @@ from typing import Any, Literal
 import aiomqtt
 
 from devices.errors import PayloadError, StorageError
+from devices.signing import sign_payload
 from devices.topics import ack_topic, control_topic, devices_topic, events_topic, status_topic
 from devices.wire import Ack, decode
 
@@ -291,7 +292,7 @@ class Uplink:
         return self._encode(rows), len(rows)
 
     def _encode(self, rows: list[Row]) -> bytes:
-        return encode_batch(
+        payload = encode_batch(
             customer_id=self.customer,
             edge_id=self.edge,
             sent_at=self._clock(),
@@ -299,6 +300,10 @@ class Uplink:
             names_json=self.outbox.names_json,
             names=self.outbox.names,
         )
+        signing = self.settings.signing
+        if signing is not None:  # every send is signed afresh: a resend has a new sent_at
+            payload = sign_payload(payload, key_id=signing.key_id, key=signing.key_bytes)
+        return payload
 
     # ------------------------------------------------------------------ receiving
 

@@ -108,3 +108,16 @@ async def drain(client: aiomqtt.Client, *, quiet_s: float = 0.5, limit: int = 10
 
 def sentinel(tag: str) -> bytes:
     return json.dumps({"sentinel": tag}).encode()
+
+
+def batch_doc(customer: str, edge: str, first: int, n: int, *, sent_at: float, ts: float | None = None,
+              device: str = "motion", value: Any = True) -> dict[str, Any]:
+    """An ``EventBatch`` document of ``n`` occupancy events from seq ``first`` (unsigned)."""
+    base = sent_at if ts is None else ts
+    events = [{"seq": s, "ts": base - (first + n - s) * 0.01, "device": device, "capability": "occupancy",
+               "value": value, "room": "hall"} for s in range(first, first + n)]
+    return {"schema": "genius.events/1", "customer_id": customer, "edge_id": edge, "sent_at": sent_at, "events": events}
+
+
+def encode(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc).encode()

@@ -244,6 +244,11 @@ class ContextFuser:
         dirty, self._dirty = self._dirty, set()
         return [(cid, self._customers[cid].to_state()) for cid in sorted(dirty) if cid in self._customers]
 
+    def forget(self, customer_id: str) -> bool:
+        """Drop everything held about the customer (erasure); False if nothing was held."""
+        self._dirty.discard(customer_id)
+        return self._customers.pop(customer_id, None) is not None
+
     def mark_dirty(self, customer_ids: Iterable[str]) -> None:
         self._dirty.update(c for c in customer_ids if c in self._customers)
 

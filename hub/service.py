@@ -30,6 +30,7 @@ from .context import ContextFuser
 from .deadletters import DeadLetters
 from .ingest import CommitHook, Ingest, IngestStats
 from .pipeline import Pipeline
+from .rights import ErasureWatcher, Publish
 from .security.guard import BatchGuard
 from .settings import HubSettings
 from .store import Store
@@ -55,6 +56,8 @@ class Hub:
         self._stack: AsyncExitStack | None = None
         self._ingest: Ingest | None = None
         self.ready = asyncio.Event()  # set once subscribed to the broker
+        # Erasures made on the database (``genius customer forget``) reach memory within this.
+        self.erasure_poll_s = 2.0
 
     @property
     def catalog(self) -> Catalog:
@@ -103,9 +106,54 @@ class Hub:
         """Ingest until cancelled. Opens (and closes) the hub itself if not already open."""
         if self._ingest is None:
             async with self:
-                await self._require().run()
+                await self._serve()
         else:
-            await self._require().run()
+            await self._serve()
+
+    async def _serve(self) -> None:
+        ingest = self._require()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(ingest.run(), name="hub-ingest")
+            tg.create_task(ErasureWatcher(self, poll_s=self.erasure_poll_s).run(), name="hub-erasures")
+
+    # -- data rights (hub.rights.ErasureWatcher calls these) ---------------------------------
+    def customer_ids(self) -> list[str]:
+        return list(self.catalog.customers)
+
+    def drop_customer(self, customer_id: str) -> tuple[list[int], list[str]]:
+        """Forget the customer in memory (catalog, progress, context, acks); their edge keys and ids.
+
+        Data arriving afterwards for the customer starts a new history under new keys.
+        """
+        ingest = self._require()
+        catalog = ingest.pipeline.catalog
+        catalog.customers.pop(customer_id, None)
+        entries = [e for e in catalog.edges.values() if e.customer_id == customer_id]
+        for entry in entries:
+            catalog.edges.pop(entry.edge_id, None)
+            catalog.edges_by_key.pop(entry.edge_key, None)
+            for key in catalog.devices.pop(entry.edge_key, {}).values():
+                catalog.device_names.pop(key, None)
+            for key in catalog.rooms.pop(entry.edge_key, {}).values():
+                catalog.room_names.pop(key, None)
+            ingest.pipeline.progress.pop(entry.edge_key, None)
+            # The retained ack was cleared; it must not be republished on the next reconnect.
+            ingest._acks_committed.pop(entry.edge_key, None)  # noqa: SLF001
+            ingest._acks_pending.pop(entry.edge_key, None)  # noqa: SLF001
+        self.context.forget(customer_id)
+        return [e.edge_key for e in entries], [e.edge_id for e in entries]
+
+    @property
+    def publish(self) -> Publish | None:
+        """Publish through the hub's broker connection, or None while disconnected."""
+        client = self._ingest._client if self._ingest is not None else None  # noqa: SLF001
+        if client is None:
+            return None
+
+        async def _publish(topic: str, payload: bytes, *, qos: int, retain: bool) -> None:
+            await client.publish(topic, payload, qos=qos, retain=retain)
+
+        return _publish
 
     def snapshot(self, customer_id: str) -> dict[str, Any]:
         """The customer's digital context (``ContextFuser.snapshot``)."""

@@ -279,18 +279,14 @@ class Ingest:
         while True:
             self._take(await self._queue.get())
             deadline = loop.time() + max_s
-            yielded = False
             while self.pipeline.pending_events < max_events and loop.time() < deadline:
+                # Yield after every message: acks, PUBACKs and arrivals then flow while a
+                # large group is being built (one batch of 500 takes a couple of ms).
+                await asyncio.sleep(0)
                 try:
                     msg = self._queue.get_nowait()
                 except asyncio.QueueEmpty:
-                    if yielded:
-                        break
-                    # Let the receiver move what the socket already delivered.
-                    await asyncio.sleep(0)
-                    yielded = True
-                    continue
-                yielded = False
+                    break
                 self._take(msg)
             self._handoff = self._seal()
             await self._sealed.put(self._handoff)  # waits while the committer is busy: backpressure

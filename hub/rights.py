@@ -287,7 +287,14 @@ async def forget_customer(
     ts = time.time() if now is None else now
     async with store.transaction() as db:
         await db.execute(ERASURES_SCHEMA)
-        subject = await subject_of(db, customer_id, edge_keys=edge_keys, edge_ids=edge_ids)
+        # Edges an earlier erasure of the customer could not clear on the broker yet carry over.
+        async with db.execute(
+            "SELECT id, edges FROM erasures WHERE subject = ? AND edges IS NOT NULL", (subject_hash(customer_id),)
+        ) as cur:
+            earlier = await cur.fetchall()
+        carried = [e for _, edges in earlier for e in json.loads(edges)]
+        await db.executemany("UPDATE erasures SET edges = NULL WHERE id = ?", [(i,) for i, _ in earlier])
+        subject = await subject_of(db, customer_id, edge_keys=edge_keys, edge_ids=[*edge_ids, *carried])
         rows = await erase_rows(db, subject)
         cur = await db.execute(
             "INSERT INTO erasures (ts, subject, rows, edges, hub_applied) VALUES (?,?,?,?,?)",

@@ -7,8 +7,6 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from devices.topics import devices_topic, events_topic, feedback_topic, status_topic
 from hub.rights import (
     NON_PERSONAL,
@@ -153,12 +151,15 @@ async def test_every_table_is_personal_or_declared_not(tmp_path: Path) -> None:
     assert "notes" not in NON_PERSONAL
 
 
-@pytest.mark.parametrize("twice", [False, True])
-async def test_forget_is_idempotent(tmp_path: Path, twice: bool) -> None:
+async def test_forget_again_erases_nothing_and_carries_the_pending_broker_work(tmp_path: Path) -> None:
     db = tmp_path / "hub.db"
     await _populate(db)
     async with Store(db) as store:
-        await forget_customer(store, "alice")
-        second = await forget_customer(store, "alice") if twice else None
-    if second is not None:
-        assert second.rows == {} and second.edges == ()
+        first = await forget_customer(store, "alice")
+        second = await forget_customer(store, "alice")
+    assert second.rows == {}
+    # The broker side of the first erasure was never done: the second one carries its edges.
+    assert set(second.edges) == set(first.edges) == {"alice-home", "alice-car"}
+    with sqlite3.connect(db) as conn:
+        pending = [r[0] for r in conn.execute("SELECT edges FROM erasures ORDER BY id")]
+    assert pending[0] is None and set(json.loads(pending[1])) == {"alice-home", "alice-car"}

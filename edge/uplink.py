@@ -116,6 +116,11 @@ class Uplink:
         }
         self.counters = UplinkCounters()
         self.connected = asyncio.Event()
+        # Other parts of the edge (edge.home) use this connection: the hub broker takes the
+        # username as the client id, so an edge has exactly one. Topic → handler of payloads
+        # (an empty one is a retained topic being cleared); subscribed on every connection.
+        self.handlers: dict[str, Callable[[bytes], Awaitable[None]]] = {}
+        self._live: aiomqtt.Client | None = None
         self.acked = 0  # highest stored_through the hub has acknowledged
         self.next_send = 1  # next seq to send in order
         self._high_sent = 0  # highest seq ever sent in this connection (to count resends)
@@ -161,7 +166,10 @@ class Uplink:
         return client
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        await client.subscribe([(self.topics["ack"], 1), (self.topics["control"], 1)])
+        await client.subscribe(
+            [(self.topics["ack"], 1), (self.topics["control"], 1), *((t, 1) for t in self.handlers)]
+        )
+        self._live = client
         await self._publish_status(client, "online")
         if len(self.inventory):
             self.inventory.changed.clear()
@@ -184,7 +192,18 @@ class Uplink:
             await self._say_offline(client)
             raise
         finally:
+            self._live = None
             self.connected.clear()
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """Publish on the hub connection (returns once the broker has it at QoS 1).
+
+        Raises ``aiomqtt.MqttError`` while disconnected: the caller keeps the message and retries.
+        """
+        client = self._live
+        if client is None:
+            raise aiomqtt.MqttError("not connected to the hub broker")
+        await client.publish(topic, payload, qos=qos, retain=retain)
 
     async def _say_offline(self, client: aiomqtt.Client) -> None:
         with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
@@ -311,10 +330,13 @@ class Uplink:
         async for message in client.messages:
             topic = str(message.topic)
             payload = payload_bytes(message.payload)
-            if not payload:
+            handler = self.handlers.get(topic)
+            if not payload and handler is None:
                 continue  # a retained message being cleared
             try:
-                if topic == self.topics["ack"]:
+                if handler is not None:
+                    await handler(payload)
+                elif topic == self.topics["ack"]:
                     await self._on_ack(decode(Ack, payload))
                 elif topic == self.topics["control"]:
                     await self._control(payload, retained=bool(message.retain))

@@ -26,6 +26,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", metavar="PATH", help="hub SQLite database (created if missing)")
     parser.add_argument("--config", metavar="TOML", help="hub settings file (env GENIUS_HUB_* overrides it)")
     parser.add_argument("--client-id", metavar="ID", help="MQTT client id of the hub's persistent session")
+    parser.add_argument("--http", metavar="HOST:PORT", help="serve the operator API and dashboard here")
 
 
 def settings_from_args(args: argparse.Namespace) -> HubSettings:
@@ -36,6 +37,8 @@ def settings_from_args(args: argparse.Namespace) -> HubSettings:
         overrides.setdefault("broker", {})["client_id"] = args.client_id
     if args.db:
         overrides["store"] = {"path": args.db}
+    if getattr(args, "http", None):
+        overrides["http"] = {"listen": args.http}
     return HubSettings.load(args.config, **overrides)
 
 

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from devices.errors import StorageError
 
@@ -34,6 +34,9 @@ from .rights import ErasureWatcher, Publish
 from .security.guard import BatchGuard
 from .settings import HubSettings
 from .store import Store
+
+if TYPE_CHECKING:
+    from .http.server import HttpServer
 
 __all__ = ["Hub", "serve"]
 
@@ -56,6 +59,7 @@ class Hub:
         self._stack: AsyncExitStack | None = None
         self._ingest: Ingest | None = None
         self.ready = asyncio.Event()  # set once subscribed to the broker
+        self.http: HttpServer | None = None  # the operator API (hub.http) while run() serves it
         # Erasures made on the database (``genius customer forget``) reach memory within this.
         self.erasure_poll_s = 2.0
 
@@ -115,6 +119,11 @@ class Hub:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(ingest.run(), name="hub-ingest")
             tg.create_task(ErasureWatcher(self, poll_s=self.erasure_poll_s).run(), name="hub-erasures")
+            if self.settings.http.listen is not None:
+                from .http.server import HttpServer  # starlette/uvicorn only when the API is on
+
+                self.http = HttpServer(self, self.settings.http)
+                tg.create_task(self.http.run(), name="hub-http")
 
     # -- data rights (hub.rights.ErasureWatcher calls these) ---------------------------------
     def customer_ids(self) -> list[str]:

@@ -24,6 +24,7 @@ from pydantic_settings import (
 
 from devices.errors import ConfigError
 
+from .http.settings import HttpSettings
 from .security.settings import LimitsSettings, SecuritySettings
 
 __all__ = ["BrokerSettings", "ContextSettings", "HubSettings", "IngestSettings", "StoreSettings"]
@@ -121,6 +122,8 @@ class HubSettings(BaseSettings):
     # Batch signatures, replay protection (hub.security); limits on hostile input.
     security: SecuritySettings = SecuritySettings()
     limits: LimitsSettings = LimitsSettings()
+    # Operator API, metrics and dashboard (hub.http); off unless http.listen is set.
+    http: HttpSettings = HttpSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod

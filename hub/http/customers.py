@@ -1,0 +1,80 @@
+"""Per-customer reads for the operator API (every caller audits first; see ``hub.http.audit``).
+
+Anticipations, sacrifice and the current market are the anticipation service's data. They
+are read through the store queries it provides (``Store.anticipations_for``,
+``Store.sacrifice_series``) when present; while it is absent the answers are empty, so the
+API and dashboard work on any hub.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..store import Store
+
+__all__ = ["anticipations", "customer_exists", "events", "privacy_policy", "sacrifice"]
+
+
+async def customer_exists(store: Store, customer_id: str) -> bool:
+    async with store.db.execute("SELECT 1 FROM customers WHERE customer_id = ?", (customer_id,)) as cur:
+        return await cur.fetchone() is not None
+
+
+async def events(store: Store, customer_id: str, *, since: float | None, limit: int) -> list[dict[str, Any]]:
+    frame = await store.events_for(customer_id, since=since, limit=limit)
+    return [
+        {"ts": ts, "edge_id": edge, "seq": seq, "device": device, "capability": cap, "value": value, "room": room}
+        for ts, edge, seq, device, cap, value, room in frame.rows()
+    ]
+
+
+def privacy_policy(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per device of every edge: its room, capabilities and privacy (as the edge's inventory says).
+
+    A capability the inventory does not name is ``share`` (the edge's default policy).
+    """
+    out = []
+    for edge in snapshot.get("edges", []):
+        for dev in edge.get("devices", []):
+            privacy = dev.get("privacy", {})
+            out.append({
+                "edge_id": edge["edge_id"], "device": dev.get("device"), "room": dev.get("room"),
+                "adapter": dev.get("adapter"),
+                "capabilities": {c: privacy.get(c, privacy.get("*", "share")) for c in dev.get("capabilities", [])},
+                "privacy": privacy,
+            })
+    return out
+
+
+async def anticipations(store: Store, customer_id: str, *, limit: int) -> list[dict[str, Any]]:
+    query = getattr(store, "anticipations_for", None)
+    if query is None:
+        return []
+    rows = await query(customer_id, limit=limit)
+    return [_plain(r) for r in rows]
+
+
+async def sacrifice(store: Store, customer_id: str) -> list[dict[str, Any]]:
+    query = getattr(store, "sacrifice_series", None)
+    if query is None:
+        return []
+    rows = await query(customer_id)
+    return [_plain(r) for r in rows]
+
+
+def _plain(row: Any) -> Any:
+    """Rows as JSON-able data, whatever shape the anticipation store hands back."""
+    if hasattr(row, "model_dump"):
+        return row.model_dump(mode="json")
+    if hasattr(row, "_asdict"):
+        return {k: _plain(v) for k, v in row._asdict().items()}
+    if hasattr(row, "__dataclass_fields__"):
+        return {k: _plain(getattr(row, k)) for k in row.__dataclass_fields__}
+    if isinstance(row, dict):
+        return {str(k): _plain(v) for k, v in row.items()}
+    if isinstance(row, (list, tuple)):
+        return [_plain(v) for v in row]
+    if isinstance(row, float) and not math.isfinite(row):
+        return None
+    return row

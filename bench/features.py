@@ -8,8 +8,9 @@ power, thermometers; activity following the time of day; 3 horizons; 4 markets, 
 gives a window of ``--events`` events, and each implementation computes the feature vector
 at every event into the same preallocated, already-touched output. Plain Python runs on the
 first ``--python-events`` events and its rate is extrapolated (it is linear in events).
-Also: numba compile time cold (fresh cache) and warm (cache hit) in fresh processes, and the
-single-time latency of ``features_at`` over one day of history.
+Also: numba compile time cold (fresh cache) and warm (cache hit) in fresh processes, the
+single-time latency of ``features_at`` over one day of history, and of ``FeatureStream``
+(push one event, read the vector).
 
 Writes ``bench/results/features.json`` and prints the figures.
 """
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.features import EventWindow, compute_features, features_at, warmup  # noqa: E402
 from models.features_reference import python_features, reference_features  # noqa: E402
+from models.features_stream import FeatureStream  # noqa: E402
 from models.schema import FeatureSchema  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "features.json"
@@ -170,6 +172,25 @@ def single_time_latency(work: Workload, *, calls: int = 2000) -> dict[str, float
     }
 
 
+def stream_latency(work: Workload, *, steps: int = 5000) -> dict[str, float]:
+    """``FeatureStream``: push one event, then read the vector at its time (the hub's loop)."""
+    ts = work.window.ts
+    start = int(np.searchsorted(ts, ts[-1] - 86400.0 * 3))
+    stream = FeatureStream(work.schema)
+    stream.push(EventWindow(*(a[:start] for a in work.window)))
+    row = np.empty(work.schema.n_features, dtype=np.float32)
+    samples = np.empty(steps)
+    for k in range(steps):
+        i = start + k
+        event = EventWindow(*(a[i : i + 1] for a in work.window))
+        started = time.perf_counter()
+        stream.push(event)
+        stream.at(float(ts[i]), market=0, job=3, job_since_s=600.0, out=row)
+        samples[k] = time.perf_counter() - started
+    return {"median_us": float(np.median(samples) * 1e6), "p99_us": float(np.percentile(samples, 99) * 1e6),
+            "buffered_events": stream.buffered}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_200_000)
@@ -201,6 +222,7 @@ def main() -> int:
     python_diff = float(np.abs(py_out - kernel[:k]).max())
 
     latency = single_time_latency(work)
+    streaming = stream_latency(work)
     rates = {"numba": n / numba_s, "numpy": n / numpy_s, "python": k / python_s}
     report = {
         "events": n,
@@ -216,6 +238,7 @@ def main() -> int:
         "agreement": {"max_abs_diff_numba_numpy": max_diff, "max_abs_diff_numba_python": python_diff},
         "compile": compile_figures,
         "single_time": latency,
+        "stream": streaming,
         "targets": {
             "numba_events_per_s": TARGET_EVENTS_PER_S,
             "numba_over_numpy": TARGET_RATIO,
@@ -233,6 +256,8 @@ def main() -> int:
     if compile_figures:
         print(f"  compile: cold {compile_figures['cold_s']:.2f} s, warm (cache) {compile_figures['warm_s']:.3f} s")
     print(f"  features_at over {latency['window_events']:,} events: median {latency['median_us']:.1f} us, p99 {latency['p99_us']:.1f} us")
+    print(f"  FeatureStream push one event + at(): median {streaming['median_us']:.1f} us, p99 {streaming['p99_us']:.1f} us"
+          f" ({streaming['buffered_events']:,} events buffered)")
     print(f"  targets (>= {TARGET_EVENTS_PER_S / 1e6:.0f} M/s, >= {TARGET_RATIO:.0f}x numpy): {'met' if report['targets']['met'] else 'NOT met'}")
     print(f"  -> {args.out}")
     return 0

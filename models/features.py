@@ -296,6 +296,7 @@ def _features_many(
     room: NDArray[np.int32],
     capability: NDArray[np.int32],
     value: NDArray[np.float64],
+    n: int,
     rule: NDArray[np.int8],
     threshold: NDArray[np.float64],
     horizons: NDArray[np.float64],
@@ -309,14 +310,19 @@ def _features_many(
     jobs: NDArray[np.int32],
     job_since: NDArray[np.float64],
     tz_offset: float,
+    row: NDArray[np.float32],
+    last: NDArray[np.float64],
+    flags: NDArray[np.uint8],
+    cursors: NDArray[np.int64],
     out: NDArray[np.float32],
 ) -> None:
-    """Fill ``out[j]`` with the features at ``times[j]`` (sorted) in one forward pass.
+    """Fill ``out[j]`` with the features at ``times[j]`` (sorted) in one forward pass over
+    the first ``n`` events, continuing from the state in ``row``, ``last``, ``flags`` and
+    ``cursors`` (see :class:`_State`) and leaving it there for the next call.
 
     ``row`` holds the running counts and states in output layout, so each anticipation
     time costs its pointer moves, one copy of the row and the ``since`` block.
     """
-    n = ts.shape[0]
     n_h = horizons.shape[0]
     n_ent = n_devices + n_rooms
     since_off = n_h * n_ent
@@ -327,16 +333,11 @@ def _features_many(
     # Entities, then the job's slot, padded to whole vectors.
     padded = -(-(n_ent + 1) // _LANES) * _LANES
 
-    # One extra cell: a sink that removals of unknown entities hit instead of branching.
-    row = np.zeros(width + 1, dtype=np.float32)
     sink = width
-    last = np.full(padded + 1, -np.inf)  # last cell: sink, like row's
     last_sink = padded
     scratch = np.empty(padded, dtype=np.float32)
-    # Per event: bit 0 = activation of a known device, bit 1 = of a known room.
-    flags = np.empty(n, dtype=np.uint8)
-    tails = np.zeros(n_h, dtype=np.int64)
-    head = 0
+    tails = cursors[1:]
+    head = cursors[0]
     day = np.iinfo(np.int64).min
     weekday = (0.0, 0.0, 0.0)
     for j in range(times.shape[0]):
@@ -381,6 +382,7 @@ def _features_many(
             day = today
             weekday = _weekday(day)
         _write_context(dst, local - today * _DAY, weekday, markets[j], jobs[j], time_off, n_markets, n_jobs)
+    cursors[0] = head
 
 
 @njit(**_KERNEL)
@@ -464,6 +466,49 @@ def _features_one(
 # ---------------------------------------------------------------------------- public API
 
 
+class _State(NamedTuple):
+    """What the forward kernel carries from one anticipation time to the next."""
+
+    row: NDArray[np.float32]  # running counts and states in output layout, then a sink cell
+    last: NDArray[np.float64]  # latest activation per entity, the job's slot, padding, a sink
+    flags: NDArray[np.uint8]  # per event seen: activation of a known device (1), room (2)
+    cursors: NDArray[np.int64]  # next event to see, then per horizon the next to forget
+
+    @classmethod
+    def fresh(cls, schema: FeatureSchema, capacity: int) -> _State:
+        lay = schema.layout
+        padded = -(-(lay.n_entities + 1) // _LANES) * _LANES
+        return cls(
+            np.zeros(lay.width + 1, dtype=np.float32),
+            np.full(padded + 1, -np.inf),
+            np.empty(capacity, dtype=np.uint8),
+            np.zeros(lay.n_horizons + 1, dtype=np.int64),
+        )
+
+
+def _run_many(
+    schema: FeatureSchema,
+    window: EventWindow,
+    n: int,
+    times: NDArray[np.float64],
+    markets: NDArray[np.int32],
+    jobs: NDArray[np.int32],
+    job_since: NDArray[np.float64],
+    tz_offset_s: float,
+    state: _State,
+    out: NDArray[np.float32],
+) -> None:
+    rule, threshold = schema.rule_arrays
+    lay = schema.layout
+    _features_many(
+        window.ts, window.device, window.room, window.capability, window.value, n,
+        rule, threshold, np.asarray(schema.horizons_s, dtype=np.float64), schema.since_cap_s,
+        lay.n_devices, lay.n_rooms, lay.n_markets, lay.n_jobs,
+        times, markets, jobs, job_since, float(tz_offset_s),
+        state.row, state.last, state.flags, state.cursors, out,
+    )
+
+
 def _per_time(
     values: ArrayLike | None, m: int, dtype: type[np.generic], fill: float, what: str
 ) -> NDArray[np.generic]:
@@ -507,18 +552,13 @@ def compute_features(
     _check_times(times_, "anticipation times")
     m = times_.shape[0]
     result = _output(out, (m, schema.n_features))
-    rule, threshold = schema.rule_arrays
-    layout = schema.layout
-    _features_many(
-        window.ts, window.device, window.room, window.capability, window.value,
-        rule, threshold, np.asarray(schema.horizons_s, dtype=np.float64), schema.since_cap_s,
-        layout.n_devices, layout.n_rooms, layout.n_markets, layout.n_jobs,
-        times_,
+    n = window.ts.shape[0]
+    _run_many(
+        schema, window, n, times_,
         _per_time(markets, m, np.int32, -1, "markets"),
         _per_time(jobs, m, np.int32, -1, "jobs"),
         _per_time(job_since_s, m, np.float64, np.nan, "job_since_s"),
-        float(tz_offset_s),
-        result,
+        tz_offset_s, _State.fresh(schema, n), result,
     )
     return result
 

@@ -94,6 +94,7 @@ class FleetMonitor:
         self._gaps = GapTracker()
         self._changed = asyncio.Condition()
         self._commit_mark: tuple[int, int, float] | None = None  # (commits, messages, when commits last moved)
+        self._closed = False
 
     async def run(self) -> None:
         interval = self.settings.stream_interval_s
@@ -136,12 +137,20 @@ class FleetMonitor:
             return None
         return now - mark[2] if messages > mark[1] else None
 
+    async def close(self) -> None:
+        """Wake every waiter for good (the server is stopping: streams end now)."""
+        self._closed = True
+        async with self._changed:
+            self._changed.notify_all()
+
     async def wait_newer(self, seq: int, *, timeout: float) -> FleetSnapshot | None:
-        """The first snapshot newer than ``seq`` (None if none came within ``timeout``)."""
+        """The first snapshot newer than ``seq``; None after ``timeout`` or once closed."""
         try:
             async with asyncio.timeout(timeout):
                 async with self._changed:
-                    await self._changed.wait_for(lambda: self.latest is not None and self.latest.seq > seq)
+                    await self._changed.wait_for(
+                        lambda: self._closed or (self.latest is not None and self.latest.seq > seq)
+                    )
         except TimeoutError:
             return None
-        return self.latest
+        return None if self._closed else self.latest

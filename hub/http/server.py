@@ -101,7 +101,8 @@ class HttpServer:
         try:
             await server.main_loop()
         finally:
-            state.stopping.set()  # streams end at their next wake-up
+            state.stopping.set()
+            await state.monitor.close()  # wakes the streams, which end their responses now
             server.should_exit = True
             async with asyncio.timeout(self.settings.shutdown_grace_s + 2):
                 await server.shutdown(sockets=[sock])

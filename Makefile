@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow fuzz bench deps mosquitto clean
+.PHONY: demo test test-slow fuzz bench deps mosquitto chromium clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,10 +20,15 @@ mosquitto:
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto)
 
+# The dashboard browser test drives Debian's chromium through Playwright (no browser download).
+chromium:
+	@test -x /usr/bin/chromium || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
 demo: deps
 	$(BIN)/genius demo $(DEMO_ARGS)
 
-test: deps mosquitto
+test: deps mosquitto chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-slow: deps mosquitto

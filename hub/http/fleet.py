@@ -61,7 +61,7 @@ async def read_edges(store: Store, *, customer_id: str | None = None) -> list[Ed
         gaps = ranges.gaps()
         status_doc = _json_or_empty(status)
         out.append(EdgeRow(
-            edge_id=edge_id, customer_id=cid, role=role, online=None if online is None else bool(online),
+            edge_id=edge_id, customer_id=cid, role=role or status_doc.get("role"), online=None if online is None else bool(online),
             last_seen=float(last_seen), backlog=backlog, version=version, events=int(events),
             duplicates=int(dups), high_seq=ranges.high, contiguous=ranges.contiguous, gaps=len(gaps),
             missing=sum(b - a + 1 for a, b in gaps),

@@ -29,6 +29,8 @@ __all__ = ["FleetMonitor", "FleetSnapshot", "Sample"]
 
 log = logging.getLogger(__name__)
 
+RATE_WINDOW_S = 3.0
+
 
 @dataclass(frozen=True, slots=True)
 class Sample:
@@ -53,7 +55,7 @@ class FleetSnapshot:
     edges: tuple[EdgeRow, ...]
     alarms: tuple[Alarm, ...]
     sample: Sample
-    rate: float  # events stored per second over the last interval
+    rate: float  # events stored per second over the last RATE_WINDOW_S
     dead_letters: dict[str, int] = field(default_factory=dict)
 
     def alarm_counts(self) -> Counter[str]:
@@ -112,8 +114,11 @@ class FleetMonitor:
         dead = dict(self.hub.dead_letters.counts)
         sample = Sample(now, stats.events_stored, stats.messages, self.ingest.batches, sum(dead.values()),
                         anticipation_figures(self.hub).published)
-        prev = self.history[-1] if self.history else None
-        rate = (sample.events - prev.events) / (now - prev.ts) if prev and now > prev.ts else 0.0
+        # Rate over a trailing window, not one interval: batches arrive in bursts that one
+        # short interval would alias into spikes and zeros.
+        window = max(RATE_WINDOW_S, 2 * self.settings.stream_interval_s)
+        base = next((s for s in self.history if s.ts >= now - window), self.history[-1] if self.history else None)
+        rate = (sample.events - base.events) / (now - base.ts) if base and now > base.ts else 0.0
         self.history.append(sample)
         window_start = now - self.settings.alarms.dead_letter_window_s
         burst = sample.dead_letters - next((s.dead_letters for s in self.history if s.ts >= window_start),

@@ -96,14 +96,23 @@ function openStream() {
 }
 
 // -- fleet ---------------------------------------------------------------------------------
+const RATE_WINDOW_S = 3;  // the chart plots events/s over a trailing window, as the hub's rate does
+
 function ratesFrom(samples) {
-  const out = [];
-  for (let i = 1; i < samples.length; i++) {
-    const dt = samples[i].ts - samples[i - 1].ts;
-    if (dt > 0) out.push({ ts: samples[i].ts, rate: Math.max(0, (samples[i].events - samples[i - 1].events) / dt) });
-  }
+  state.samples = samples.slice(-600);
   state.lastSample = samples.length ? samples[samples.length - 1] : null;
-  return out.slice(-600);
+  const out = [];
+  for (let i = 1; i < samples.length; i++) out.push(rateAt(samples, i));
+  return out.filter((r) => r).slice(-600);
+}
+
+function rateAt(samples, i) {
+  if (i < 1) return null;
+  const now = samples[i];
+  let j = i - 1;
+  while (j > 0 && now.ts - samples[j - 1].ts <= RATE_WINDOW_S) j--;
+  const dt = now.ts - samples[j].ts;
+  return dt > 0 ? { ts: now.ts, rate: Math.max(0, (now.events - samples[j].events) / dt) } : null;
 }
 
 function renderFleet(doc) {
@@ -119,10 +128,9 @@ function renderFleet(doc) {
   $("#f-missing").textContent = num(doc.edges.missing);
   $("#f-overflow").textContent = num(doc.edges.overflow_dropped);
   if (!state.lastSample || c.ts > state.lastSample.ts) {
-    if (state.lastSample && c.ts > state.lastSample.ts) {
-      state.rates.push({ ts: c.ts, rate: Math.max(0, (c.events - state.lastSample.events) / (c.ts - state.lastSample.ts)) });
-      if (state.rates.length > 600) state.rates.shift();
-    }
+    state.samples = (state.samples || []).concat([c]).slice(-600);
+    const r = rateAt(state.samples, state.samples.length - 1);
+    if (r) { state.rates.push(r); if (state.rates.length > 600) state.rates.shift(); }
     state.lastSample = c;
     drawThroughput();
   }

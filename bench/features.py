@@ -25,9 +25,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -66,6 +66,10 @@ JOBS = ("wake_up", "breakfast", "leave_home", "arrive_home", "cook", "watch_tv",
 HOURLY = np.array([1, 1, 1, 1, 1, 2, 8, 12, 10, 6, 5, 5, 7, 6, 5, 5, 6, 9, 12, 12, 10, 8, 5, 2], dtype=np.float64)
 EVENTS_PER_DAY = 12_000
 EPOCH = 1_704_067_200.0  # 2024-01-01 00:00 UTC, a Monday
+
+
+def window_slice(w: EventWindow, lo: int, hi: int) -> EventWindow:
+    return EventWindow(w.ts[lo:hi], w.device[lo:hi], w.room[lo:hi], w.capability[lo:hi], w.value[lo:hi])
 
 
 class Workload:
@@ -116,13 +120,13 @@ class Workload:
         last_start = np.maximum.accumulate(known_start)
         self.job_since = np.where(np.isfinite(last_start), ts - last_start, np.nan)
 
-    def head(self, n: int) -> tuple[EventWindow, dict[str, NDArray[np.generic]]]:
+    def head(self, n: int) -> tuple[EventWindow, dict[str, Any]]:
         """The first ``n`` events with their per-time inputs (for the slow implementations)."""
-        window = EventWindow(*(a[:n] for a in self.window))
+        window = window_slice(self.window, 0, n)
         return window, {"markets": self.markets[:n], "jobs": self.jobs[:n], "job_since_s": self.job_since[:n]}
 
     @property
-    def inputs(self) -> dict[str, NDArray[np.generic]]:
+    def inputs(self) -> dict[str, Any]:
         return {"markets": self.markets, "jobs": self.jobs, "job_since_s": self.job_since}
 
 
@@ -156,7 +160,7 @@ def single_time_latency(work: Workload, *, calls: int = 2000) -> dict[str, float
     ts = work.window.ts
     end = int(np.searchsorted(ts, ts[-1] - 86400.0 * 3))
     start = int(np.searchsorted(ts, ts[end] - 86400.0))
-    window = EventWindow(*(a[start : end + 1] for a in work.window))
+    window = window_slice(work.window, start, end + 1)
     row = np.empty(work.schema.n_features, dtype=np.float32)
     points = np.linspace(window.ts.shape[0] // 2, window.ts.shape[0] - 1, calls).astype(np.int64)
     samples = np.empty(calls)
@@ -177,12 +181,12 @@ def stream_latency(work: Workload, *, steps: int = 5000) -> dict[str, float]:
     ts = work.window.ts
     start = int(np.searchsorted(ts, ts[-1] - 86400.0 * 3))
     stream = FeatureStream(work.schema)
-    stream.push(EventWindow(*(a[:start] for a in work.window)))
+    stream.push(window_slice(work.window, 0, start))
     row = np.empty(work.schema.n_features, dtype=np.float32)
     samples = np.empty(steps)
     for k in range(steps):
         i = start + k
-        event = EventWindow(*(a[i : i + 1] for a in work.window))
+        event = window_slice(work.window, i, i + 1)
         started = time.perf_counter()
         stream.push(event)
         stream.at(float(ts[i]), market=0, job=3, job_since_s=600.0, out=row)

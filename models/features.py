@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit, types
@@ -58,7 +58,7 @@ _EPOCH_WEEKDAY = 3
 
 # error_model="numpy": float division without a ZeroDivisionError branch, which is what
 # lets LLVM vectorise the loops; "contract" fuses multiply-adds (no NaN/inf assumptions).
-_KERNEL = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
+_KERNEL: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
 
 # log of a float32 x >= 1 from its bits (see _ln): exponent and mantissa masks, and the
 # float32 whose bits are 2**23 + e for a small e, so e comes out by one subtraction.
@@ -84,8 +84,7 @@ _RAD_PER_S = _TWO_PI / _DAY
 _LANES = 8
 
 
-@intrinsic
-def _f32_bits(typingctx, x):  # type: ignore[no-untyped-def]
+def _f32_bits_typing(typingctx, x):  # type: ignore[no-untyped-def]
     """The int32 whose bits are float32 ``x`` (LLVM bitcast; vectorises, unlike frexp)."""
     if x != types.float32:
         return None
@@ -96,8 +95,7 @@ def _f32_bits(typingctx, x):  # type: ignore[no-untyped-def]
     return types.int32(types.float32), codegen
 
 
-@intrinsic
-def _bits_f32(typingctx, x):  # type: ignore[no-untyped-def]
+def _bits_f32_typing(typingctx, x):  # type: ignore[no-untyped-def]
     """The float32 whose bits are integer ``x`` truncated to int32."""
     if not isinstance(x, types.Integer):
         return None
@@ -107,6 +105,11 @@ def _bits_f32(typingctx, x):  # type: ignore[no-untyped-def]
         return builder.bitcast(value, context.get_value_type(types.float32))
 
     return types.float32(x), codegen
+
+
+# Typed as Any: inside kernels they are called with one argument, numba supplies the rest.
+_f32_bits: Any = intrinsic(_f32_bits_typing)
+_bits_f32: Any = intrinsic(_bits_f32_typing)
 
 
 class EventWindow(NamedTuple):
@@ -511,7 +514,7 @@ def _run_many(
 
 def _per_time(
     values: ArrayLike | None, m: int, dtype: type[np.generic], fill: float, what: str
-) -> NDArray[np.generic]:
+) -> NDArray[Any]:
     if values is None:
         return np.full(m, fill, dtype=dtype)
     array = np.ascontiguousarray(values, dtype=dtype)

@@ -14,6 +14,7 @@ kernels to float32 precision.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -32,7 +33,7 @@ def _inputs(
     markets: ArrayLike | None,
     jobs: ArrayLike | None,
     job_since_s: ArrayLike | None,
-) -> tuple[NDArray[np.float64], NDArray[np.int32], NDArray[np.int32], NDArray[np.float64]]:
+) -> tuple[NDArray[np.float64], NDArray[Any], NDArray[Any], NDArray[Any]]:
     times_ = np.ascontiguousarray(times, dtype=np.float64)
     _check_times(times_, "anticipation times")
     m = times_.shape[0]

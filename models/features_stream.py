@@ -9,11 +9,16 @@ vector now costs O(features + events that left a horizon), whatever the history.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from models.features import EventWindow, _output, _run_many, _State
+
+
+def _columns(window: EventWindow) -> tuple[NDArray[Any], ...]:
+    return tuple(window)
 from models.schema import FeatureSchema
 
 __all__ = ["FeatureStream"]
@@ -55,7 +60,7 @@ class FeatureStream:
                 f"events must arrive in time order: {events.ts[0]} is before {self._last_ts}"
             )
         self._make_room(k)
-        for buffer, new in zip(self._events, events, strict=True):
+        for buffer, new in zip(_columns(self._events), _columns(events), strict=True):
             buffer[self._n : self._n + k] = new
         self._n += k
         self._last_ts = float(events.ts[-1])
@@ -101,7 +106,7 @@ class FeatureStream:
             flags = np.empty(capacity, dtype=np.uint8)
         else:
             grown, flags = self._events, self._state.flags
-        for buffer, old in zip(grown, self._events, strict=True):
+        for buffer, old in zip(_columns(grown), _columns(self._events), strict=True):
             buffer[:keep] = old[gone : self._n]
         flags[:keep] = self._state.flags[gone : self._n]
         cursors -= gone

@@ -4,7 +4,9 @@ Two entry points share one definition of every feature (the schema's column layo
 
 - :func:`compute_features` — a vector at each of many sorted times (training: at every event),
   one forward pass with a head pointer and one tail pointer per horizon, O(n + m·F);
-- :func:`features_at` — one vector at one time (the hub), a backward scan from that time.
+- :func:`features_at` — one vector at one time, a backward scan from that time;
+- :class:`models.features_stream.FeatureStream` — the forward pass kept alive between calls,
+  for the hub: push events as they arrive, read the vector now.
 
 What the features mean, at anticipation time ``t`` (events with ``ts <= t`` are *seen*):
 
@@ -580,9 +582,11 @@ def features_at(
     """The feature vector at one time ``t``: ``(F,)`` float32, equal to the matching row of
     :func:`compute_features` over the same window.
 
-    For the hub's low-latency path: cost grows with the events inside the longest horizon
-    or the since-cap (whichever is longer), not with the window's length, once every device
-    has shown its state. State older than the window is unknown (0.0): keep at least
+    Cost: the scan stops once it is past the longest horizon and the since-cap and every
+    device has shown its state; a device that never bears state (a thermometer) makes it
+    read the whole window. For repeated calls on a growing window prefer
+    :class:`models.features_stream.FeatureStream`. State older than the window is unknown
+    (0.0): keep at least
     ``since_cap_s`` of history in the window.
     """
     result = _output(out, (schema.n_features,))

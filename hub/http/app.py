@@ -104,7 +104,7 @@ def _guard(handler: Handler, *, operator: bool = False, query_token: bool = Fals
 
 
 async def _customer_or_404(request: Request, state: ApiState) -> str | Response:
-    cid = request.path_params["customer_id"]
+    cid = str(request.path_params["customer_id"])
     if not _CUSTOMER.fullmatch(cid) or not (
         cid in state.hub.context.customers or await cust.customer_exists(state.reader, cid)
     ):

@@ -58,7 +58,7 @@ async def tail(
                 if high <= shown.get(edge_key, 0):
                     continue
                 async with conn.execute(_EVENTS, (edge_key, shown.get(edge_key, 0), max_per_edge)) as cur:
-                    rows = await cur.fetchall()
+                    rows = list(await cur.fetchall())
                 for ts, cid, eid, seq, device, cap, value, room in rows:
                     yield {"kind": "ingest", "ts": ts, "customer_id": cid, "edge_id": eid, "seq": seq,
                            "device": device, "capability": cap, "value": decode_value(cap, value), "room": room}

@@ -142,7 +142,7 @@ async def test_sigterm_commits_and_exits_cleanly_and_status_reports_it(
         cwd=REPO, capture_output=True, timeout=60, check=True,
     )
     report = json.loads(out.stdout)
-    assert set(report) == {"edges", "customers", "dead_letters"}
+    assert {"edges", "customers", "dead_letters"} <= set(report)
     [edge] = report["edges"]
     assert {"edge_id", "customer_id", "online", "events", "high_seq", "gaps", "backlog"} <= set(edge)
     assert (edge["edge_id"], edge["customer_id"], edge["events"], edge["high_seq"]) == (e, c, 1050, 1150)

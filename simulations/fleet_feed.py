@@ -81,8 +81,9 @@ class Feeder:
     Retained discovery of every place goes first (``announced`` is set once the broker has
     it all), then the feeder waits for ``go()``: the caller lets the edges learn their
     devices first, as real edges find discovery already retained when devices report.
-    Messages before ``feed_from`` (default ``start``) are skipped. ``run`` returns once the
-    last message is out.
+    The plan covers ``[start, end)`` (the simulator plans whole windows: the same window gives
+    the same days); only messages in ``[feed_from, until)`` are published. ``run`` returns once
+    the last one is out.
     """
 
     def __init__(
@@ -95,6 +96,7 @@ class Feeder:
         start: float,
         end: float,
         feed_from: float | None = None,
+        until: float | None = None,
         faults: LocalFaults = LocalFaults(),
         seed: int = 0,
         client_id: str = "genius-sim-devices",
@@ -107,6 +109,7 @@ class Feeder:
         self.start = start
         self.end = end
         self.feed_from = start if feed_from is None else feed_from
+        self.until = end if until is None else min(until, end)
         self.faults = faults
         self.rng = random.Random(seed)
         self.client_id = client_id
@@ -162,6 +165,8 @@ class Feeder:
         for msg, events in self._stream():
             if msg.ts < self.feed_from:
                 continue
+            if msg.ts >= self.until:
+                break
             if ledger.first_ts is None:
                 ledger.first_ts = msg.ts
             await clock.sleep_until(msg.ts)

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from edge import EdgeSettings
 from hub.service import Hub
@@ -36,7 +37,10 @@ _UPLINK = {"resend_after_s": 2.0, "resend_max_s": 8.0, "backoff_max_s": 2.0, "st
 
 
 class SimStack:
-    """The hub and every edge of ``specs``; ``run`` until ``stop`` (edges first, then the hub)."""
+    """The hub and every edge of ``specs``; ``run`` until ``stop`` (edges first, then the hub).
+
+    ``hub_settings`` adds sections to the hub's settings (e.g. ``{"http": {"listen": …}}``).
+    """
 
     def __init__(
         self,
@@ -50,6 +54,7 @@ class SimStack:
         links: Mapping[str, str] | None = None,
         skews: Mapping[str, float] | None = None,
         hub_client_id: str = "genius-sim-hub",
+        hub_settings: Mapping[str, Any] | None = None,
     ) -> None:
         self.specs = list(specs)
         self.clock = clock
@@ -80,6 +85,7 @@ class SimStack:
                 store={"path": db},  # type: ignore[arg-type]
                 # In simulated seconds: persist the context about every 5 wall seconds.
                 ingest={"context_persist_s": 5.0 * clock.speed},  # type: ignore[arg-type]
+                **(hub_settings or {}),
             ),
             clock=clock,
         )

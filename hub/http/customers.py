@@ -4,6 +4,11 @@ Anticipations, sacrifice and the current market are the anticipation service's d
 are read through the store queries it provides (``Store.anticipations_for``,
 ``Store.sacrifice_series``) when present; while it is absent the answers are empty, so the
 API and dashboard work on any hub.
+
+Shapes the dashboard reads: an anticipation is ``devices.wire.Anticipation`` as JSON
+(``id``, ``market``, ``ts``, ``model``, ``jobs`` of ``job``/``probability``/``expected_in_s``/
+``because``); a sacrifice row has ``ts``, ``market`` and ``sacrifice`` (0..1). Rows may be
+pydantic models, dataclasses, named tuples or dicts.
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ class HttpServer:
         self.host, self.port = parse_listen(settings.listen)
         self.ingest = IngestMetrics()
         self.ready = asyncio.Event()  # set once accepting connections
+        self.state: ApiState | None = None  # what the routes see, while running
 
     @property
     def url(self) -> str:
@@ -76,7 +77,7 @@ class HttpServer:
         async with AsyncExitStack() as stack:
             reader = await stack.enter_async_context(Store(self.hub.store.path, readonly=True))
             monitor = FleetMonitor(self.hub, reader, self.ingest, self.settings)
-            state = ApiState(self.hub, reader, monitor, self.ingest, self.settings)
+            state = self.state = ApiState(self.hub, reader, monitor, self.ingest, self.settings)
             self.hub.on_committed.append(self.ingest)
             stack.callback(self.hub.on_committed.remove, self.ingest)
             sock = self._bind()

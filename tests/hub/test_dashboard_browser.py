@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from devices.wire import Anticipation, JobForecast
 from simulations.brokers import Mosquitto
 
 from . import fake_edge as fe
@@ -73,6 +74,28 @@ async def _customers_publish(api: Api, customers: list[tuple[str, str]], stop: a
             await asyncio.sleep(0.3)
 
 
+def _show_anticipations(api: Api, customer_id: str) -> None:
+    """Stand in for the anticipation service's store queries (the seam ``hub.http.customers`` reads)."""
+    assert api.hub.http is not None and api.hub.http.state is not None
+    now = time.time()
+
+    async def anticipations_for(cid: str, *, limit: int) -> list[Anticipation]:
+        jobs = [JobForecast(job="make_coffee", probability=0.62, expected_in_s=300.0,
+                            because=["kitchen plug switched on at this time on 4 of the last 5 weekdays"]),
+                JobForecast(job="leave_home", probability=0.21, expected_in_s=1800.0, because=["hall motion"])]
+        rows = [Anticipation(id=f"a{i}", customer_id=cid, market="home:weekday", ts=now - 600 * i,
+                             model="household@1", jobs=jobs) for i in range(3)]
+        return rows[:limit] if cid == customer_id else []
+
+    async def sacrifice_series(cid: str) -> list[dict[str, object]]:
+        return [{"ts": now - 86_400 * (14 - d), "market": "home:weekday", "sacrifice": 0.7 - 0.03 * d}
+                for d in range(15)]
+
+    reader = api.hub.http.state.reader
+    reader.anticipations_for = anticipations_for  # type: ignore[attr-defined]
+    reader.sacrifice_series = sacrifice_series  # type: ignore[attr-defined]
+
+
 async def test_dashboard_signs_in_updates_live_and_opens_a_customer_page(
     mosquitto_factory: Callable[..., Mosquitto], tmp_path: Path, prefix: str
 ) -> None:
@@ -83,6 +106,7 @@ async def test_dashboard_signs_in_updates_live_and_opens_a_customer_page(
     customers = [(f"{prefix}-anna", f"{prefix}-anna-home"), (f"{prefix}-ben", f"{prefix}-ben-flat")]
     shots: list[Path] = []
     async with running_api(broker, db, f"hub-{prefix}") as api:
+        _show_anticipations(api, customers[0][0])
         stop = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(_customers_publish(api, customers, stop))
@@ -125,6 +149,10 @@ async def test_dashboard_signs_in_updates_live_and_opens_a_customer_page(
                         await page.wait_for_function(
                             "() => document.querySelectorAll('#c-latest tbody tr').length >= 3", timeout=10_000)
                         assert (await page.inner_text("#c-home")).startswith("home")
+                        await page.wait_for_selector("#c-anticipations li:has-text('make_coffee 62%')", timeout=10_000)
+                        assert "4 of the last 5 weekdays" in await page.inner_text("#c-anticipations")
+                        assert await page.inner_text("#c-market") == "home:weekday"
+                        assert await page.is_visible("#sacrifice")
                         shots.append(tmp_path / "customer.png")
                         await page.screenshot(path=str(shots[-1]), full_page=True)
                     finally:

@@ -178,8 +178,9 @@ function chart(canvas, points, { color = "#2563eb", min = 0, max = null, label =
   ctx.stroke(); ctx.lineTo(X(t1), Y(min)); ctx.lineTo(X(t0), Y(min)); ctx.closePath();
   ctx.fillStyle = color + "22"; ctx.fill();
   ctx.fillStyle = "#6b7280";
-  ctx.fillText(new Date(t0 * 1000).toLocaleTimeString(), pad, H - 4);
-  const end = new Date(t1 * 1000).toLocaleTimeString();
+  const stamp = (t) => (t1 - t0 > 86400 ? new Date(t * 1000).toLocaleDateString() : new Date(t * 1000).toLocaleTimeString());
+  ctx.fillText(stamp(t0), pad, H - 4);
+  const end = stamp(t1);
   ctx.fillText(end, W - 8 - ctx.measureText(end).width, H - 4);
 }
 

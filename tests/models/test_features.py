@@ -316,3 +316,12 @@ def test_fuzz_numba_kernel_equals_numpy_reference(case: tuple[EventWindow, NDArr
     np.testing.assert_allclose(
         compute_features(SMALL, w, times, **inputs), reference_features(SMALL, w, times, **inputs), rtol=0, atol=1e-6  # type: ignore[arg-type]
     )
+
+
+def test_empty_vocabularies_leave_only_the_context_columns() -> None:
+    bare = FeatureSchema(devices=(), rooms=())
+    w = window((1.0, 0, 0, "occupancy", 1.0), (2.0, 1, 0, "contact", 0.0))
+    rows = compute_features(bare, w, [0.0, 3.0])
+    assert bare.names == ("time.tod_sin", "time.tod_cos", "time.dow_sin", "time.dow_cos", "time.weekend", "job.since")
+    np.testing.assert_allclose(rows, reference_features(bare, w, [0.0, 3.0]), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(features_at(bare, w, 3.0), rows[1], rtol=0, atol=1e-6)

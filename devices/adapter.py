@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from .definitions import DeviceDefinition
 from .errors import PayloadError
 from .readings import AdapterResult
@@ -111,14 +113,18 @@ class _DefinitionsSession(AdapterSession):
             readings = definition.readings(device, data, ts=ts)
             result = AdapterResult(readings=readings)
             if device not in self._seen:
-                profile = DeviceProfile(
-                    device=device,
-                    adapter=self.adapter.name,
-                    vendor=definition.vendor,
-                    model=definition.model,
-                    description=definition.description,
-                    capabilities=tuple(sorted({e.capability.value for e in definition.exposes})),
-                )
+                try:
+                    profile = DeviceProfile(
+                        device=device,
+                        adapter=self.adapter.name,
+                        vendor=definition.vendor,
+                        model=definition.model,
+                        description=definition.description,
+                        capabilities=tuple(sorted({e.capability.value for e in definition.exposes})),
+                    )
+                except ValidationError as exc:  # the name comes from the topic: empty, too long …
+                    raise PayloadError(f"bad device name {device!r:.80} in {topic!r:.120}", reason="device_name",
+                                       topic=topic) from exc
                 self._seen[device] = profile
                 result.profiles.append(profile)
             return result

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import ssl
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,10 +74,12 @@ _FROZEN = ConfigDict(extra="forbid", frozen=True)
 
 
 class BrokerSettings(BaseModel):
-    """An MQTT broker: ``mqtt://[user[:password]@]host[:port]``, or the parts as a table.
+    """An MQTT broker: ``mqtt[s]://[user[:password]@]host[:port]``, or the parts as a table.
 
     A password in the URL is moved into ``password`` (a ``SecretStr``) so it never shows in
-    logs or reprs; ``url`` keeps only scheme, host and port.
+    logs or reprs; ``url`` keeps only scheme, host and port. ``mqtts://`` (default port
+    8883) connects with TLS, trusting ``ca_file`` (the hub's CA from ``genius hub
+    init-certs``) or, without it, the system's CAs.
     """
 
     model_config = _FROZEN
@@ -84,6 +87,7 @@ class BrokerSettings(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     keepalive: int = Field(30, ge=5, le=3600)
+    ca_file: Path | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -93,14 +97,14 @@ class BrokerSettings(BaseModel):
         if not isinstance(value, dict) or not isinstance(value.get("url"), str):
             return value
         parts = urlsplit(value["url"])
-        if parts.scheme != "mqtt" or not parts.hostname:
-            raise ValueError(f"broker URL must look like mqtt://host:port, not {value['url']!r}")
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(f"broker URL must look like mqtt://host:port or mqtts://host:port, not {value['url']!r}")
         try:
-            port = parts.port or 1883
+            port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         except ValueError as exc:
             raise ValueError(f"bad port in broker URL {value['url']!r}") from exc
         out = dict(value)
-        out["url"] = f"mqtt://{parts.hostname}:{port}"
+        out["url"] = f"{parts.scheme}://{parts.hostname}:{port}"
         if parts.username is not None:
             out.setdefault("username", unquote(parts.username))
         if parts.password is not None:
@@ -113,17 +117,26 @@ class BrokerSettings(BaseModel):
 
     @property
     def port(self) -> int:
-        return urlsplit(self.url).port or 1883
+        return urlsplit(self.url).port or (8883 if self.tls else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return self.url.startswith("mqtts://")
 
     def client_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``aiomqtt.Client`` (host, port, credentials, keepalive)."""
-        return {
+        """Keyword arguments for ``aiomqtt.Client`` (host, port, credentials, keepalive, TLS)."""
+        kwargs: dict[str, Any] = {
             "hostname": self.host,
             "port": self.port,
             "username": self.username,
             "password": self.password.get_secret_value() if self.password is not None else None,
             "keepalive": self.keepalive,
         }
+        if self.tls:
+            kwargs["tls_context"] = ssl.create_default_context(
+                cafile=str(self.ca_file) if self.ca_file is not None else None
+            )
+        return kwargs
 
 
 class DeviceSettings(BaseModel):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
 
+import aiomqtt
 import pytest
+from security_kit import start_secure_broker
+
+from devices import DefinitionsAdapter, DeviceDefinition, Topic, power
 
 from devices.errors import ConfigError
 from devices.signing import verify_payload
@@ -14,7 +19,11 @@ from devices.wire import decode_batch
 from edge.batch import encode_batch
 from edge.deadletters import DeadLetters
 from edge.local import DeviceRateLimiter, LocalSubscriber
+from edge import EdgeAgent
 from edge.settings import BrokerSettings, EdgeSettings, LocalSettings, SigningSettings, UplinkSettings
+from hub.service import Hub
+from hub.settings import HubSettings
+from simulations.brokers import Mosquitto
 
 
 class Tick:
@@ -93,3 +102,37 @@ def test_the_uplink_signs_every_batch_it_encodes() -> None:
     assert decode_batch(payload, customer_id="alice", edge_id="a1").events[0].seq == 1
     unsigned = encode_batch(customer_id="alice", edge_id="a1", sent_at=1.0, rows=[], names_json=[], names=[])
     assert b"signature" not in unsigned
+
+
+async def test_an_edge_delivers_signed_batches_over_tls_to_a_hub_that_holds_its_key(
+    tmp_path: Path, mosquitto: Mosquitto, mosquitto_factory: Callable[..., Mosquitto], prefix: str
+) -> None:
+    secure = start_secure_broker(tmp_path, mosquitto_factory, [("alice", "a1")])
+    creds = secure.edges["a1"]
+    settings = EdgeSettings.load(
+        None, customer="alice", edge="a1", local_broker=mosquitto.url,
+        hub_broker={"url": f"mqtts://127.0.0.1:{secure.tls_port}", "username": creds.username,
+                    "password": creds.password, "ca_file": str(secure.certs.ca_cert)},
+        outbox={"path": tmp_path / "outbox.db"},
+        uplink={"signing": {"key_id": creds.key_id, "key": creds.key.hex()}, "backoff_initial_s": 0.1},
+    )
+    assert settings.hub_broker.tls and settings.hub_broker.port == secure.tls_port
+    meter = DeviceDefinition(vendor="t", model="m", match=Topic(f"{prefix}/+/state"), exposes=(power(path="p"),))
+    agent = EdgeAgent(settings, sessions=[DefinitionsAdapter.of([meter]).new_session()])
+    hub = Hub(HubSettings.load(
+        broker={"url": secure.broker.url, "username": secure.hub[0], "password": secure.hub[1], "client_id": secure.hub[0]},
+        store={"path": secure.db}, security={"signing": "required"},
+    ))
+    async with hub, aiomqtt.Client(mosquitto.host, mosquitto.port) as devices, asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(hub.run()), tg.create_task(agent.run())]
+        try:
+            async with asyncio.timeout(20):
+                await agent.ready.wait()
+                for i in range(20):
+                    await devices.publish(f"{prefix}/meter/state", json.dumps({"p": float(i)}).encode(), qos=1)
+                while [e.events for e in await hub.store.edges()] != [20]:
+                    await asyncio.sleep(0.1)
+        finally:
+            for t in tasks:
+                t.cancel()
+    assert hub.guard.verified >= 1 and hub.dead_letters.counts == {}

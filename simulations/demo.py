@@ -174,9 +174,9 @@ def _dashboard(stack: SimStack, listen: str | None) -> str | None:
         url = getattr(hub, attr, None)
         if isinstance(url, str):
             return url
-    server = getattr(hub, "http", None)
-    if isinstance(getattr(server, "url", None), str):
-        return str(server.url)
+    url = getattr(getattr(hub, "http", None), "url", None)
+    if isinstance(url, str):
+        return url
     if listen and not listen.endswith(":0"):
         return f"http://{listen}/"
     return None

@@ -32,8 +32,8 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field, replace
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -348,21 +348,24 @@ class FaultInjector:
         """Inject every planned fault, then heal; returns when the last one is over."""
         self._t0 = time.monotonic()
         d, rng, plan = self.duration_s, self.rng, self.plan
-        actions: list[tuple[float, Callable[[], Awaitable[None]]]] = []
+        actions: list[tuple[float, Callable[[], Coroutine[Any, Any, None]]]] = []
         if plan.broker_restarts and self.hub_broker is not None:
             n = plan.broker_restarts
             for k in range(n):
-                actions.append(((k + 1) * d / (n + 1), functools.partial(self._broker, kill=k % 2 == 1, down_s=min(1.0, d / 20))))
+                restart = functools.partial(self._broker, kill=k % 2 == 1, down_s=min(1.0, d / 20))
+                actions.append(((k + 1) * d / (n + 1), restart))
         if plan.offline_fraction and self.links:
             edges = sorted(self.links)
             for edge in rng.sample(edges, max(1, round(plan.offline_fraction * len(edges)))):
                 length = rng.uniform(0.1, 0.25) * d
-                actions.append((rng.uniform(0.05, 0.9) * d - length / 2, functools.partial(self._offline, edge, length)))
+                window = functools.partial(self._offline, edge, length)
+                actions.append((rng.uniform(0.05, 0.9) * d - length / 2, window))
         if plan.crashes and self.runners:
             # Homes carry nearly all the traffic: a venue edge is idle unless its customer is there.
             edges = sorted(e for e, r in self.runners.items() if r.settings.role == "home") or sorted(self.runners)
             for _ in range(plan.crashes):
-                actions.append((rng.uniform(0.1, 0.85) * d, functools.partial(self._crash, rng.choice(edges), rng.uniform(0.3, 1.5))))
+                crash = functools.partial(self._crash, rng.choice(edges), rng.uniform(0.3, 1.5))
+                actions.append((rng.uniform(0.1, 0.85) * d, crash))
         async with asyncio.TaskGroup() as tg:
             for at, action in sorted(actions, key=lambda a: a[0]):
                 await asyncio.sleep(max(0.0, self._t0 + at - time.monotonic()))

@@ -67,7 +67,7 @@ class SimStack:
             for place in spec.places:
                 edge = place.edge_id
                 space = self.spaces[edge] = EdgeNamespace(edge)
-                settings = EdgeSettings(
+                settings = EdgeSettings(  # type: ignore[call-arg]
                     customer=spec.customer_id,
                     edge=edge,
                     role=place.edge_role,  # type: ignore[arg-type]

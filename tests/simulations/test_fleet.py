@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from devices.errors import ConfigError
 from simulations.fleet import FleetConfig, run_fleet
 from simulations.fleet_faults import FaultPlan
 from simulations.fleet_report import FleetReport
-
-from devices.errors import ConfigError
 
 
 def _delivery_proof(report: FleetReport) -> None:

@@ -231,6 +231,12 @@ class Pipeline:
              entry.edge_key)
         )
         self.context.apply_status(entry.customer_id, edge_id, status, seen=seen)
+        if status.oldest_seq is not None:
+            progress = self.progress.get(entry.edge_key)
+            if progress is None:
+                progress = self.progress[entry.edge_key] = EdgeProgress(entry.edge_key)
+            if progress.lower_floor_to(status.oldest_seq):
+                self._touched.setdefault(entry.edge_key, None)  # publish the ack that passes the hole
 
     def _devices(self, msg: Incoming, topic: HubTopic, edge_id: str) -> None:
         if not msg.payload:
@@ -328,8 +334,8 @@ class Pipeline:
         if entry is None or progress is None:
             return None
         doc = {
-            "stored_through": progress.contiguous,
+            "stored_through": progress.acked_through,
             "ts": self._clock() if now is None else now,
-            "gaps": [list(g) for g in progress.ranges.gaps(limit=self._ack_max_gaps)],
+            "gaps": [list(g) for g in progress.ack_gaps(limit=self._ack_max_gaps)],
         }
         return ack_topic(entry.customer_id, entry.edge_id), json.dumps(doc, separators=(",", ":")).encode()

@@ -150,10 +150,37 @@ class EdgeProgress:
     ranges: SeqRanges = field(default_factory=SeqRanges)
     events: int = 0
     duplicates: int = 0
+    # Seqs at or below ``floor`` that the hub lacks are lost for good: the edge reported
+    # (status ``oldest_seq``) that it no longer holds them (outbox overflow, purge). They
+    # stay visible as gaps; the ack may pass them so the edge can drain what it still has.
+    floor: int = 0
 
     @property
     def contiguous(self) -> int:
         return self.ranges.contiguous
+
+    @property
+    def acked_through(self) -> int:
+        """``stored_through`` for the ack: contiguous from 1, stepping over lost seqs."""
+        n = self.floor
+        for lo, hi in self.ranges:
+            if lo > n + 1:
+                break
+            n = max(n, hi)
+        return max(n, self.ranges.contiguous)
+
+    def ack_gaps(self, *, limit: int | None = None) -> list[tuple[int, int]]:
+        """Missing ranges the edge may still resend (those above ``floor``)."""
+        out = [(max(lo, self.floor + 1), hi) for lo, hi in self.ranges.gaps() if hi > self.floor]
+        return out if limit is None else out[:limit]
+
+    def lower_floor_to(self, oldest_seq: int) -> bool:
+        """The edge holds nothing below ``oldest_seq``; True when that moved the floor."""
+        floor = oldest_seq - 1
+        if floor <= self.floor:
+            return False
+        self.floor = floor
+        return True
 
     @property
     def high_seq(self) -> int:

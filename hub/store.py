@@ -305,6 +305,14 @@ class Store:
         async with self.db.execute("SELECT edge_key, events, duplicates, ranges FROM edge_progress") as cur:
             for edge_key, events, duplicates, ranges in await cur.fetchall():
                 out[edge_key] = EdgeProgress(edge_key, SeqRanges.from_json(ranges), events, duplicates)
+        # The floor (seqs the edge no longer holds) comes from its last reported status.
+        async with self.db.execute(
+            "SELECT edge_key, json_extract(status, '$.oldest_seq') FROM edges"
+            " WHERE status IS NOT NULL AND json_valid(status)"
+        ) as cur:
+            for edge_key, oldest in await cur.fetchall():
+                if isinstance(oldest, int):
+                    out.setdefault(edge_key, EdgeProgress(edge_key)).lower_floor_to(oldest)
         return out
 
     async def load_context(self) -> dict[str, dict[str, Any]]:

@@ -232,3 +232,24 @@ async def test_a_retained_status_replayed_on_subscribe_does_not_make_an_edge_see
         await store.write(p.seal().group)
         [edge] = await store.edges()
         assert (edge.online, edge.last_seen) == (True, 5000.0)
+
+
+async def test_seqs_the_edge_no_longer_holds_stay_visible_but_the_ack_passes_them(tmp_path: Path) -> None:
+    """An edge whose outbox overflowed reports ``oldest_seq``: the hole is lost for good, so
+    the ack steps over it (or the edge could never drain), while status still shows the gap."""
+    db = tmp_path / "hub.db"
+    status = json.dumps({"state": "online", "backlog": 10, "ts": 100.0, "oldest_seq": 21}).encode()
+    async with Store(db) as store:
+        p = await open_pipeline(store)
+        await feed(store, p, (EV, fe.seq_batch(C, E, 1, 10)), (EV, fe.seq_batch(C, E, 21, 10)))
+        key = p.catalog.edges[E].edge_key
+        assert json.loads(p.ack_for(key)[1])["stored_through"] == 10  # type: ignore[index]
+        await feed(store, p, (status_topic(C, E), status))
+        ack = json.loads(p.ack_for(key)[1])  # type: ignore[index]
+        assert (ack["stored_through"], ack["gaps"]) == (30, [])
+        [edge] = await store.edges()
+        assert edge.gaps == [(11, 20)]  # lost data is visible, not silent
+    async with Store(db) as store:  # the floor survives a hub restart
+        p = await open_pipeline(store)
+        ack = json.loads(p.ack_for(p.catalog.edges[E].edge_key)[1])  # type: ignore[index]
+        assert ack["stored_through"] == 30

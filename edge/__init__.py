@@ -10,6 +10,7 @@ from .agent import EdgeAgent, serve
 from .backoff import Backoff
 from .batch import encode_batch
 from .deadletters import DeadLetter, DeadLetters
+from .home import HomeBridge
 from .inventory import Inventory
 from .local import LocalSubscriber
 from .outbox import Outbox, Row
@@ -19,6 +20,7 @@ from .settings import (
     BrokerSettings,
     DeviceSettings,
     EdgeSettings,
+    HomeSettings,
     LocalSettings,
     OutboxSettings,
     PrivacySettings,
@@ -35,6 +37,8 @@ __all__ = [
     "DeviceSettings",
     "EdgeAgent",
     "EdgeSettings",
+    "HomeBridge",
+    "HomeSettings",
     "Inventory",
     "LocalSettings",
     "LocalSubscriber",

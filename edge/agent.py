@@ -20,9 +20,11 @@ from typing import Any
 
 from devices.adapter import AdapterSession
 from devices.errors import StorageError
+from devices.topics import anticipations_topic
 from devices.wire import EdgeStatus
 
 from .deadletters import DeadLetters
+from .home import HomeBridge
 from .inventory import Inventory
 from .local import LocalSubscriber
 from .outbox import Outbox
@@ -74,6 +76,7 @@ class EdgeAgent:
         self.pipeline: Pipeline | None = None
         self.uplink: Uplink | None = None
         self.local: LocalSubscriber | None = None
+        self.home: HomeBridge | None = None
 
     def status(self, state: State) -> bytes:
         """The retained status document (also the last will, with ``state="offline"``)."""
@@ -115,6 +118,20 @@ class EdgeAgent:
                 client_id=f"{s.client_id_base}-hub",
                 clock=self._clock,
             )
+            uplink = self.uplink
+            if s.home.enabled:
+                self.home = HomeBridge(
+                    customer=s.customer,
+                    edge=s.edge,
+                    broker=s.local_broker,
+                    settings=s.home,
+                    hub_publish=uplink.publish,
+                    hub_connected=uplink.connected.is_set,
+                    dead_letters=self.dead_letters,
+                    client_id=f"{s.client_id_base}-home",
+                    clock=self._clock,
+                )
+                uplink.handlers[anticipations_topic(s.customer)] = self.home.on_anticipation
             self.local = LocalSubscriber(
                 s.local_broker,
                 pipeline,
@@ -134,6 +151,8 @@ class EdgeAgent:
                     tg.create_task(self.local.run(), name="local")
                     tg.create_task(self._tick(), name="privacy-tick")
                     tg.create_task(self._mark_ready(), name="ready")
+                    if self.home is not None:
+                        tg.create_task(self.home.run(), name="home")
             finally:
                 # Open coarse windows and pending readings are committed before the outbox closes.
                 try:

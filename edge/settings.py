@@ -50,6 +50,7 @@ __all__ = [
     "BrokerSettings",
     "DeviceSettings",
     "EdgeSettings",
+    "HomeSettings",
     "LocalSettings",
     "OutboxSettings",
     "Overflow",
@@ -265,6 +266,22 @@ class UplinkSettings(BaseModel):
     shutdown_timeout_s: float = Field(5.0, gt=0)
 
 
+class HomeSettings(BaseModel):
+    """Anticipations as Home Assistant entities on the local broker, and feedback (``edge.home``)."""
+
+    model_config = _FROZEN
+    enabled: bool = True
+    discovery_prefix: str = Field("homeassistant", pattern=r"^[A-Za-z0-9_/-]{1,64}$")
+    # Local topics of the entities' state, attributes, availability and feedback command;
+    # ``genius/{edge}`` when unset.
+    topic_base: str | None = Field(None, pattern=r"^[A-Za-z0-9_/-]{1,128}$")
+    feedback_queue: int = Field(1_000, ge=1)  # feedback waiting for the hub broker
+    retry_initial_s: float = Field(0.5, gt=0)
+    retry_max_s: float = Field(30.0, gt=0)
+    availability_poll_s: float = Field(0.25, gt=0, le=10)
+    shutdown_timeout_s: float = Field(3.0, gt=0)  # to say "offline" on a graceful stop
+
+
 class LocalSettings(BaseModel):
     """The subscriber on the home's own broker."""
 
@@ -303,6 +320,7 @@ class EdgeSettings(BaseSettings):
     outbox: OutboxSettings
     uplink: UplinkSettings = Field(default_factory=UplinkSettings)
     local: LocalSettings = Field(default_factory=LocalSettings)
+    home: HomeSettings = Field(default_factory=HomeSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     devices: dict[str, DeviceSettings] = Field(default_factory=dict)
     dead_letter_window_s: float = Field(60.0, gt=0)

@@ -121,3 +121,11 @@ def batch_doc(customer: str, edge: str, first: int, n: int, *, sent_at: float, t
 
 def encode(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc).encode()
+
+
+def settle(client: aiomqtt.Client) -> None:
+    """Retrieve the exception of a client the broker refused or cut off, so asyncio does not
+    log "Future exception was never retrieved" when the future is collected."""
+    fut = client._disconnected  # noqa: SLF001 - aiomqtt keeps no public handle on it
+    if fut.done() and not fut.cancelled():
+        fut.exception()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from security_kit import SecureBroker, drain, sentinel, start_secure_broker, watch
+from security_kit import SecureBroker, drain, sentinel, settle, start_secure_broker, watch
 
 from devices.topics import ack_topic, anticipations_topic, control_topic, events_topic, feedback_topic, status_topic
 from hub.security.passwords import hash_password, verify_password
@@ -79,9 +79,11 @@ async def test_an_edge_reads_only_its_own_customers_anticipations_and_its_own_ac
 
 async def test_unknown_users_and_wrong_passwords_cannot_connect(secure: SecureBroker) -> None:
     for username, password in [(None, None), ("alice-home", "wrong"), ("mallory", "x"), ("genius-hub", "")]:
+        client = secure.client(username, password)
         with pytest.raises(aiomqtt.MqttError):
-            async with secure.client(username, password):
+            async with client:
                 pass
+        settle(client)
 
 
 async def test_an_edge_cannot_take_over_the_hubs_session_by_client_id(secure: SecureBroker) -> None:
@@ -101,10 +103,11 @@ async def test_tls_listener_accepts_edges_with_the_ca_and_refuses_plain_mqtt(sec
         seen = await watch(obs, until=lambda t, p: p == sentinel("over-tls"))
     assert seen == [(events_topic("bob", "bob-home"), sentinel("over-tls"))]
     creds = secure.edges["bob-home"]
+    plain = aiomqtt.Client(secure.host, secure.tls_port, username=creds.username, password=creds.password, timeout=3)
     with pytest.raises(aiomqtt.MqttError):  # plain MQTT to the TLS port
-        async with aiomqtt.Client(secure.host, secure.tls_port, username=creds.username, password=creds.password,
-                                  timeout=3):
+        async with plain:
             pass
+    settle(plain)
     # TLS that does not trust our CA fails the handshake (checked with asyncio's own TLS:
     # paho leaks the socket of a failed handshake, which the warnings filter would report).
     with pytest.raises(ssl.SSLCertVerificationError):

@@ -21,7 +21,7 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from security_kit import SecureBroker, batch_doc, drain, encode, start_secure_broker
+from security_kit import SecureBroker, batch_doc, drain, encode, settle, start_secure_broker
 
 from devices import DefinitionsAdapter, DeviceDefinition, Topic, power
 from devices.signing import sign_document
@@ -126,13 +126,15 @@ class Attacker:
                 await c.publish(own, self.signed(self.doc("mallory", "mallory-home", 100 + i * 100, n=100)), qos=1)
             self.received += await drain(c, quiet_s=1.0)
         # Oversized past the broker's max_packet_size: Mosquitto refuses it by disconnecting.
+        c2 = self.secure.edge_client("mallory-home")
         try:
-            async with self.secure.edge_client("mallory-home") as c2:
+            async with c2:
                 await c2.publish(own, b"x" * 1_100_000, qos=1)
                 await asyncio.sleep(0.5)
                 await c2.publish(own, b"{}", qos=1)
         except aiomqtt.MqttError:
             self.broker_disconnects += 1
+        settle(c2)
 
 
 def _now() -> float:

@@ -35,6 +35,7 @@ import aiomqtt
 from devices.errors import ConfigError, PayloadError
 from devices.topics import anticipations_topic
 from devices.wire import Anticipation, decode
+from edge.settings import BrokerSettings
 from hub.store import Store
 
 from .brokers import EmbeddedBroker, Mosquitto, find_mosquitto
@@ -125,8 +126,7 @@ class AnticipationWatcher:
     """The latest retained ``genius/v1/{customer}/anticipations`` of each customer, from the broker."""
 
     def __init__(self, broker: str, customers: Sequence[str]) -> None:
-        host, _, port = broker.removeprefix("mqtt://").partition(":")
-        self.host, self.port = host, int(port or 1883)
+        self.broker = BrokerSettings.model_validate(broker)
         self.customers = list(customers)
         self.latest: dict[str, Anticipation] = {}
         self.problems: dict[str, str] = {}
@@ -134,7 +134,8 @@ class AnticipationWatcher:
     async def run(self) -> None:
         while True:
             try:
-                async with aiomqtt.Client(self.host, self.port, identifier=f"genius-demo-view-{id(self):x}") as client:
+                client_id = f"genius-demo-view-{id(self):x}"
+                async with aiomqtt.Client(**self.broker.client_kwargs(), identifier=client_id) as client:
                     await client.subscribe([(anticipations_topic(c), 1) for c in self.customers])
                     async for message in client.messages:
                         self._take(str(message.topic), message.payload)

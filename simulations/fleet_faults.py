@@ -41,6 +41,7 @@ import aiomqtt
 
 from devices.errors import ConfigError
 from devices.topics import PREFIX
+from edge.settings import BrokerSettings
 
 from .brokers import LOOPBACK, Mosquitto
 from .fleet_edges import EdgeRunner
@@ -216,8 +217,7 @@ class HubReplayer:
         late_s: tuple[float, float] = (0.5, 3.0),
         max_held: int = 1000,
     ) -> None:
-        parts = urlsplit(broker)
-        self.host, self.port = parts.hostname or LOOPBACK, parts.port or 1883
+        self.broker = BrokerSettings.model_validate(broker)
         self.duplicate_p = duplicate_p
         self.reorder_p = reorder_p
         self.malformed_rate = malformed_rate
@@ -235,7 +235,8 @@ class HubReplayer:
         """Until cancelled; reconnects (the hub broker restarts too)."""
         while True:
             try:
-                async with aiomqtt.Client(self.host, self.port, identifier=f"genius-fault-replayer-{id(self):x}") as client:
+                client_id = f"genius-fault-replayer-{id(self):x}"
+                async with aiomqtt.Client(**self.broker.client_kwargs(), identifier=client_id) as client:
                     await client.subscribe(f"{PREFIX}/+/+/events", qos=1)
                     self.connected.set()
                     async with asyncio.TaskGroup() as tg:

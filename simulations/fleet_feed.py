@@ -19,9 +19,10 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import aiomqtt
+
+from edge.settings import BrokerSettings
 
 from .customer import CustomerSimulation, SimEvent
 from .fleet_clock import SimClock
@@ -103,8 +104,7 @@ class Feeder:
     ) -> None:
         self.sims = list(sims)
         self.spaces = spaces
-        parts = urlsplit(broker)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 1883
+        self.broker = BrokerSettings.model_validate(broker)  # mqtt://[user:password@]host:port
         self.clock = clock
         self.start = start
         self.end = end
@@ -129,7 +129,8 @@ class Feeder:
 
     async def run(self) -> None:
         """Publish every place's retained discovery, set ``announced``, wait for ``go``, then feed."""
-        client = aiomqtt.Client(self.host, self.port, identifier=self.client_id, max_inflight_messages=_MAX_INFLIGHT)
+        client = aiomqtt.Client(**self.broker.client_kwargs(), identifier=self.client_id,
+                                max_inflight_messages=_MAX_INFLIGHT)
         client.pending_calls_threshold = _MAX_INFLIGHT + 16  # our own window bounds them
         async with client:
             window = asyncio.BoundedSemaphore(_MAX_INFLIGHT)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import EdgeSettings
+from edge.settings import BrokerSettings
 from hub.service import Hub
 from hub.settings import HubSettings
 
@@ -79,9 +80,12 @@ class SimStack:
                 )
                 skew = float(skews.get(edge, 0.0))
                 self.runners[edge] = EdgeRunner(settings, space, clock=clock.skewed(skew), skew_s=skew)
+        hub_link = BrokerSettings.model_validate(hub_broker)  # credentials in the URL go to their fields
+        password = hub_link.password.get_secret_value() if hub_link.password is not None else None
         self.hub = Hub(
             HubSettings(
-                broker={"url": hub_broker, "client_id": hub_client_id, "reconnect_max_s": 2.0},  # type: ignore[arg-type]
+                broker={"url": hub_link.url, "client_id": hub_client_id, "reconnect_max_s": 2.0,  # type: ignore[arg-type]
+                        "username": hub_link.username, "password": password},
                 store={"path": db},  # type: ignore[arg-type]
                 # In simulated seconds: persist the context about every 5 wall seconds.
                 ingest={"context_persist_s": 5.0 * clock.speed},  # type: ignore[arg-type]

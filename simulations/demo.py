@@ -58,7 +58,7 @@ _ACTIVITY = ("occupancy", "contact", "switch", "action", "checkin", "lock", "med
 
 @dataclass(frozen=True, slots=True)
 class DemoConfig:
-    duration_s: float | None = 120.0  # wall seconds; None: until stopped (or the fortnight ends)
+    duration_s: float | None = 120.0  # wall seconds; None: until stopped (or the simulated week ends)
     speed: float = 120.0  # simulated seconds per wall second
     broker: str = "auto"
     db: Path | None = None
@@ -73,12 +73,12 @@ class Scenario:
     specs: list[CustomerSpec]
     traveller: str  # the customer on a business trip
     check_in: float  # when the traveller's hotel check-in begins (simulated UTC epoch s)
-    window: tuple[float, float]  # the simulated fortnight everything is planned over
+    window: tuple[float, float]  # the simulated week everything is planned over
     feed_from: float  # when the demo's clock starts
 
 
-def choose_scenario(*, customers: int = 3, seed: int = 0, lead_s: float = 600.0, search: int = 16,
-                    days: int = 14) -> Scenario:
+def choose_scenario(*, customers: int = 3, seed: int = 0, lead_s: float = 600.0, search: int = 12,
+                    days: int = 7) -> Scenario:
     """The earliest business-trip hotel check-in among the first ``search`` customers (at least
     ``lead_s`` after the window starts), that traveller and the next ``customers - 1`` customers."""
     start = to_epoch(DEFAULT_START)

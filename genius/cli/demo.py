@@ -1,7 +1,7 @@
 """``genius demo``: three simulated customers, their edges and a hub, live in the terminal.
 
     genius demo                      # 120 s at 120x (4 simulated hours), then a summary
-    genius demo --for 0              # until Ctrl-C (or the simulated fortnight ends)
+    genius demo --for 0              # until Ctrl-C (or the simulated week ends)
     genius demo --broker embedded    # the in-process amqtt broker even when Mosquitto is installed
     genius demo --json               # a JSON summary at the end (plain progress on stderr)
 """

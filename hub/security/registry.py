@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from devices.errors import ConfigError, StorageError
 from devices.signing import new_key
@@ -213,7 +214,7 @@ def load_keys(path: Path | str) -> dict[str, EdgeKeys]:
     if not path.is_file():
         return {}
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+        db = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=5.0)
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open hub database {path}: {exc}") from exc
     try:

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from security_kit import batch_doc, encode
 
-from devices.signing import sign_document, sign_payload, verify_payload
+from devices.errors import ValidationFailed
+from devices.signing import canonical_bytes, sign_document, sign_payload, verify_payload
 from devices.topics import events_topic
 from devices.wire import decode_batch
 from hub.context import ContextFuser
@@ -82,6 +83,12 @@ def test_signature_format_and_canonical_bytes_are_stable() -> None:
     fast = sign_payload(encode(doc), key_id="k1", key=key)
     assert json.loads(fast)["signature"] == sig
     assert decode_batch(fast).signature == sig
+    assert fast.startswith(canonical_bytes(doc)[:-1])  # the wire bytes are the canonical bytes
+    # The fast path (no parsing) refuses any change to those bytes, as the full path does.
+    for i in (2, len(fast) // 2, len(fast) - 90):
+        changed = fast[:i] + (b"1" if fast[i:i + 1] != b"1" else b"2") + fast[i + 1:]
+        with pytest.raises(ValidationFailed):
+            verify_payload(changed, keys={"k1": key})
 
 
 async def test_a_registered_edge_must_sign_and_only_its_key_verifies(rig: Any, tmp_path: Path) -> None:

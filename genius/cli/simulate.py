@@ -90,8 +90,11 @@ def _fleet(args: argparse.Namespace) -> int:
         faults=FaultPlan.parse(args.faults), workdir=args.workdir, drain_timeout_s=args.drain_timeout,
     )
     if args.verbose == 0:
-        # Faults provoke reconnect and dead-letter warnings by design; -v shows them.
+        # Faults provoke reconnect and dead-letter warnings, and paho's socket errors when a
+        # link is cut, by design; -v shows them. Errors of our own parts still show.
         logging.getLogger().setLevel(logging.ERROR)
+        for noisy in ("mqtt", "hub.mqtt", "asyncio"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
     def progress(line: str) -> None:
         print(f"genius fleet: {line}", file=sys.stderr, flush=True)

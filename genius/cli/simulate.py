@@ -93,7 +93,7 @@ def _fleet(args: argparse.Namespace) -> int:
         # Faults provoke reconnect and dead-letter warnings, and paho's socket errors when a
         # link is cut, by design; -v shows them. Errors of our own parts still show.
         logging.getLogger().setLevel(logging.ERROR)
-        for noisy in ("mqtt", "hub.mqtt", "asyncio"):
+        for noisy in ("mqtt", "hub.mqtt"):
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
     def progress(line: str) -> None:

@@ -135,8 +135,59 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_customer ON audit_log(customer_id, ts);
 """
 
+# Anticipation (hub.anticipation, hub.markets, hub.personalisation). Every table carries
+# customer_id so export/erase (hub.rights) find the rows with no change there.
+_ANTICIPATION = """
+CREATE TABLE anticipations (
+    seq         INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,   -- Anticipation.id (what feedback names)
+    customer_id TEXT NOT NULL,
+    market      TEXT NOT NULL,
+    ts          REAL NOT NULL,
+    model       TEXT NOT NULL,
+    jobs        TEXT NOT NULL,          -- JSON list of JobForecast
+    context     TEXT NOT NULL,          -- JSON: personal-layer context (hour, last_job, since)
+    latency_s   REAL                    -- newest committed event that triggered it to publish
+);
+CREATE INDEX anticipations_customer ON anticipations(customer_id, ts);
+CREATE TABLE recognised_jobs (
+    id          INTEGER PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    market      TEXT NOT NULL,
+    job         TEXT NOT NULL,
+    begin       REAL NOT NULL,
+    probability REAL NOT NULL           -- recognition head's probability when it switched
+);
+CREATE INDEX recognised_jobs_customer ON recognised_jobs(customer_id, begin);
+CREATE TABLE sacrifice (
+    id              INTEGER PRIMARY KEY,
+    customer_id     TEXT NOT NULL,
+    market          TEXT NOT NULL,
+    ts              REAL NOT NULL,
+    job             TEXT NOT NULL,
+    anticipation_id TEXT NOT NULL,
+    probability     REAL NOT NULL,      -- what that anticipation gave the job
+    sacrifice       REAL NOT NULL       -- 1 - probability
+);
+CREATE INDEX sacrifice_customer ON sacrifice(customer_id, ts);
+CREATE TABLE personal_layers (
+    customer_id TEXT NOT NULL,
+    market      TEXT NOT NULL,
+    state       TEXT NOT NULL,          -- models.personalise.PersonalLayer.to_dict() JSON
+    updated     REAL NOT NULL,
+    PRIMARY KEY (customer_id, market)
+);
+CREATE TABLE declared_markets (
+    customer_id TEXT PRIMARY KEY,
+    market      TEXT NOT NULL,
+    until       REAL,                   -- NULL: until withdrawn
+    declared    REAL NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _INITIAL),
     Migration(2, "operator api tokens and audit log", _OPERATOR),
+    Migration(3, "anticipations, recognised jobs, sacrifice, personal layers, declared markets", _ANTICIPATION),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

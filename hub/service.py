@@ -36,6 +36,7 @@ from .settings import HubSettings
 from .store import Store
 
 if TYPE_CHECKING:
+    from .anticipation import AnticipationService
     from .http.server import HttpServer
 
 __all__ = ["Hub", "serve"]
@@ -60,6 +61,8 @@ class Hub:
         self._ingest: Ingest | None = None
         self.ready = asyncio.Event()  # set once subscribed to the broker
         self.http: HttpServer | None = None  # the operator API (hub.http) while run() serves it
+        # Anticipation (hub.anticipation) once open, unless disabled or no model is shipped.
+        self.anticipation: AnticipationService | None = None
         # Erasures made on the database (``genius customer forget``) reach memory within this.
         self.erasure_poll_s = 2.0
 
@@ -84,6 +87,16 @@ class Hub:
                 self.settings, self.store, pipeline,
                 hooks=self.on_committed, stats=self.stats, clock=self._clock, ready=self.ready,
             )
+            if self.settings.anticipation.enabled:
+                # A model that does not load or fits other features stops the hub here.
+                from .anticipation import AnticipationService
+
+                self.anticipation = await AnticipationService.start(
+                    self.store, self.context, self.settings.anticipation,
+                    publisher=lambda: self.publish, clock=self._clock,
+                )
+                if self.anticipation is not None:
+                    self.on_committed.append(self.anticipation.on_committed)
             now = self._clock()
             self._ingest.prime_acks(
                 {key: ack for key in progress if (ack := pipeline.ack_for(key, now=now)) is not None}
@@ -98,6 +111,10 @@ class Hub:
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         stack, self._stack = self._stack, None
         self._ingest = None
+        if self.anticipation is not None:
+            with contextlib.suppress(ValueError):
+                self.on_committed.remove(self.anticipation.on_committed)
+            self.anticipation = None
         if stack is not None:
             await stack.aclose()
 
@@ -119,6 +136,8 @@ class Hub:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(ingest.run(), name="hub-ingest")
             tg.create_task(ErasureWatcher(self, poll_s=self.erasure_poll_s).run(), name="hub-erasures")
+            if self.anticipation is not None:
+                tg.create_task(self.anticipation.run(), name="hub-anticipation")
             if self.settings.http.listen is not None:
                 from .http.server import HttpServer  # starlette/uvicorn only when the API is on
 
@@ -150,6 +169,8 @@ class Hub:
             ingest._acks_committed.pop(entry.edge_key, None)  # noqa: SLF001
             ingest._acks_pending.pop(entry.edge_key, None)  # noqa: SLF001
         self.context.forget(customer_id)
+        if self.anticipation is not None:
+            self.anticipation.forget(customer_id)
         return [e.edge_key for e in entries], [e.edge_id for e in entries]
 
     @property

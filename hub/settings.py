@@ -27,7 +27,7 @@ from devices.errors import ConfigError
 from .http.settings import HttpSettings
 from .security.settings import LimitsSettings, SecuritySettings
 
-__all__ = ["BrokerSettings", "ContextSettings", "HubSettings", "IngestSettings", "StoreSettings"]
+__all__ = ["AnticipationSettings", "BrokerSettings", "ContextSettings", "HubSettings", "IngestSettings", "StoreSettings"]
 
 _SECTION = ConfigDict(extra="forbid", frozen=True)
 # The TOML path is chosen at run time (``--config``), but pydantic-settings picks sources on
@@ -107,6 +107,35 @@ class ContextSettings(BaseModel):
     door_keywords: tuple[str, ...] = ("door", "entrance", "entry", "hall")
 
 
+class AnticipationSettings(BaseModel):
+    """The anticipation service (``hub.anticipation``): model, when to anticipate, markets."""
+
+    model_config = _SECTION
+    enabled: bool = True
+    # None: the artifact shipped in models/artifacts/ (skipped with a warning while none is
+    # shipped); a path that is given must load, and any schema mismatch stops the hub.
+    model_path: Path | None = None
+    # Anticipate this long after the last commit touching a customer (a burst → one run) …
+    debounce_s: float = Field(2.0, ge=0)
+    # … and every this often for each customer active within active_s.
+    interval_s: float = Field(60.0, gt=0)
+    active_s: float = Field(6 * 3600.0, gt=0)
+    top: int = Field(3, ge=1, le=20)
+    # Events kept per customer in memory (the window is since_cap_s of the model's schema).
+    max_events: int = Field(20_000, ge=10)
+    max_customers: int = Field(10_000, ge=1)
+    # The customers' wall clock (the simulated households live on UTC).
+    tz_offset_s: float = 0.0
+    # A recognised job switches after this many consecutive runs name it, or at once when
+    # its probability reaches switch_p (hysteresis against a flickering head).
+    confirm_runs: int = Field(2, ge=1)
+    switch_p: float = Field(0.6, gt=0, le=1)
+    personal_strength: float = Field(1.0, gt=0)
+    # A personal-layer move smaller than this (probability points) is not mentioned in because.
+    personal_note_min: float = Field(0.02, ge=0)
+    feedback_poll_s: float = Field(1.0, gt=0)
+
+
 class HubSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GENIUS_HUB_",
@@ -124,6 +153,7 @@ class HubSettings(BaseSettings):
     limits: LimitsSettings = LimitsSettings()
     # Operator API, metrics and dashboard (hub.http); off unless http.listen is set.
     http: HttpSettings = HttpSettings()
+    anticipation: AnticipationSettings = AnticipationSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod

@@ -426,6 +426,25 @@ class Store:
             capabilities=capabilities,
         )
 
+    # -- anticipation (hub.anticipation owns these tables and queries) --------------------------
+    async def anticipations_for(self, customer_id: str, *, limit: int = 20) -> list[Any]:
+        """The customer's latest ``devices.wire.Anticipation``s, newest first."""
+        from .anticipation import anticipations_for
+
+        return await anticipations_for(self, customer_id, limit=limit)
+
+    async def sacrifice_series(self, customer_id: str) -> list[dict[str, Any]]:
+        """``{"ts", "market", "job", "sacrifice"}`` per recognised job, oldest first."""
+        from .anticipation import sacrifice_series
+
+        return await sacrifice_series(self, customer_id)
+
+    async def current_markets(self) -> dict[str, str]:
+        """Each customer's market as their latest anticipation named it."""
+        from .anticipation import current_markets
+
+        return await current_markets(self)
+
 
 async def _write_group(db: aiosqlite.Connection, g: WriteGroup) -> None:
     new = g.new

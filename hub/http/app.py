@@ -69,6 +69,7 @@ class ApiState:
     monitor: FleetMonitor
     ingest: IngestMetrics
     settings: HttpSettings
+    queries: cust.CustomerQueries = field(default_factory=cust.default_queries)  # anticipations, sacrifice
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     streams: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_STREAMS))
 
@@ -169,7 +170,7 @@ async def customers(request: Request, state: ApiState, who: TokenInfo) -> Respon
 
 async def _context_doc(state: ApiState, cid: str) -> dict[str, Any]:
     snapshot = state.hub.snapshot(cid)
-    recent = await cust.anticipations(state.reader, cid, limit=1)
+    recent = await cust.anticipations(state.queries, state.reader, cid, limit=1)
     return {
         "customer_id": cid,
         "market": recent[0].get("market") if recent and isinstance(recent[0], dict) else None,
@@ -208,8 +209,8 @@ async def anticipations(request: Request, state: ApiState, who: TokenInfo) -> Re
     await record_read(state.hub.store, who, cid, "anticipations", detail=f"limit={limit}")
     return JSONResponse({
         "customer_id": cid,
-        "anticipations": await cust.anticipations(state.reader, cid, limit=limit),
-        "sacrifice": await cust.sacrifice(state.reader, cid),
+        "anticipations": await cust.anticipations(state.queries, state.reader, cid, limit=limit),
+        "sacrifice": await cust.sacrifice(state.queries, state.reader, cid),
     })
 
 

@@ -1,9 +1,9 @@
 """Per-customer reads for the operator API (every caller audits first; see ``hub.http.audit``).
 
-Anticipations, sacrifice and the current market are the anticipation service's data. They
-are read through the store queries it provides (``Store.anticipations_for``,
-``Store.sacrifice_series``) when present; while it is absent the answers are empty, so the
-API and dashboard work on any hub.
+Anticipations and sacrifice are the anticipation service's data, read through its query
+functions (``hub.anticipation.anticipations_for`` / ``sacrifice_series``) via
+``CustomerQueries``; a hub built without that module answers with empty lists, so the API
+and dashboard work on any hub. Tests inject their own ``CustomerQueries``.
 
 Shapes the dashboard reads: an anticipation is ``devices.wire.Anticipation`` as JSON
 (``id``, ``market``, ``ts``, ``model``, ``jobs`` of ``job``/``probability``/``expected_in_s``/
@@ -13,12 +13,17 @@ pydantic models, dataclasses, named tuples or dicts.
 
 from __future__ import annotations
 
+import importlib
 import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..store import Store
 
-__all__ = ["anticipations", "customer_exists", "events", "privacy_policy", "sacrifice"]
+__all__ = [
+    "CustomerQueries", "anticipations", "customer_exists", "default_queries", "events", "privacy_policy", "sacrifice",
+]
 
 
 async def customer_exists(store: Store, customer_id: str) -> bool:
@@ -52,20 +57,38 @@ def privacy_policy(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-async def anticipations(store: Store, customer_id: str, *, limit: int) -> list[dict[str, Any]]:
-    query = getattr(store, "anticipations_for", None)
-    if query is None:
-        return []
-    rows = await query(customer_id, limit=limit)
-    return [_plain(r) for r in rows]
+@dataclass(frozen=True, slots=True)
+class CustomerQueries:
+    anticipations: Callable[[Store, str, int], Awaitable[Sequence[Any]]]
+    sacrifice: Callable[[Store, str], Awaitable[Sequence[Any]]]
 
 
-async def sacrifice(store: Store, customer_id: str) -> list[dict[str, Any]]:
-    query = getattr(store, "sacrifice_series", None)
-    if query is None:
-        return []
-    rows = await query(customer_id)
-    return [_plain(r) for r in rows]
+async def _nothing(*args: Any) -> list[Any]:
+    return []
+
+
+def default_queries() -> CustomerQueries:
+    """The anticipation service's queries, or empty ones when the hub has no such module."""
+    try:
+        module = importlib.import_module("hub.anticipation")
+    except ModuleNotFoundError as exc:
+        if exc.name != "hub.anticipation":
+            raise
+        return CustomerQueries(_nothing, _nothing)
+
+    async def recent(store: Store, customer_id: str, limit: int) -> Sequence[Any]:
+        rows: Sequence[Any] = await module.anticipations_for(store, customer_id, limit=limit)
+        return rows
+
+    return CustomerQueries(recent, module.sacrifice_series)
+
+
+async def anticipations(queries: CustomerQueries, store: Store, customer_id: str, *, limit: int) -> list[dict[str, Any]]:
+    return [_plain(r) for r in await queries.anticipations(store, customer_id, limit)]
+
+
+async def sacrifice(queries: CustomerQueries, store: Store, customer_id: str) -> list[dict[str, Any]]:
+    return [_plain(r) for r in await queries.sacrifice(store, customer_id)]
 
 
 def _plain(row: Any) -> Any:

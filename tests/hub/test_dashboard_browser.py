@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from devices.wire import Anticipation, JobForecast
+from hub.http.customers import CustomerQueries
 from simulations.brokers import Mosquitto
 
 from . import fake_edge as fe
@@ -75,11 +76,11 @@ async def _customers_publish(api: Api, customers: list[tuple[str, str]], stop: a
 
 
 def _show_anticipations(api: Api, customer_id: str) -> None:
-    """Stand in for the anticipation service's store queries (the seam ``hub.http.customers`` reads)."""
+    """Stand in for the anticipation service's queries (the ``CustomerQueries`` seam of the API)."""
     assert api.hub.http is not None and api.hub.http.state is not None
     now = time.time()
 
-    async def anticipations_for(cid: str, *, limit: int) -> list[Anticipation]:
+    async def anticipations_for(store: object, cid: str, limit: int) -> list[Anticipation]:
         jobs = [JobForecast(job="make_coffee", probability=0.62, expected_in_s=300.0,
                             because=["kitchen plug switched on at this time on 4 of the last 5 weekdays"]),
                 JobForecast(job="leave_home", probability=0.21, expected_in_s=1800.0, because=["hall motion"])]
@@ -87,13 +88,11 @@ def _show_anticipations(api: Api, customer_id: str) -> None:
                              model="household@1", jobs=jobs) for i in range(3)]
         return rows[:limit] if cid == customer_id else []
 
-    async def sacrifice_series(cid: str) -> list[dict[str, object]]:
+    async def sacrifice_series(store: object, cid: str) -> list[dict[str, object]]:
         return [{"ts": now - 86_400 * (14 - d), "market": "home:weekday", "sacrifice": 0.7 - 0.03 * d}
                 for d in range(15)]
 
-    reader = api.hub.http.state.reader
-    reader.anticipations_for = anticipations_for  # type: ignore[attr-defined]
-    reader.sacrifice_series = sacrifice_series  # type: ignore[attr-defined]
+    api.hub.http.state.queries = CustomerQueries(anticipations_for, sacrifice_series)  # type: ignore[arg-type]
 
 
 async def test_dashboard_signs_in_updates_live_and_opens_a_customer_page(

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from simulations.brokers import Mosquitto
 
@@ -234,3 +235,29 @@ async def test_stream_pushes_live_fleet_updates_and_audits_a_customer_stream(
         # The first event may predate the last commit by one interval; then it only goes up, to 30.
         assert seen[0] <= 10 and seen[-1] == 30 and seen == sorted(seen) and kinds == {"fleet", "customer"}
     assert ("alice", "operator", c, "stream") in _audit_rows(db)
+
+
+async def test_customer_anticipations_come_from_the_anticipation_service_store(
+    mosquitto_factory: Callable[..., Mosquitto], tmp_path: Path, prefix: str
+) -> None:
+    pytest.importorskip("hub.anticipation", reason="the anticipation service is not part of this checkout")
+    mosquitto = mosquitto_factory()
+    c, e = f"{prefix}-c", f"{prefix}-e"
+    db = tmp_path / "hub.db"
+    async with running_api(mosquitto, db, f"hub-{prefix}") as api:
+        await _populate(api, c, e, events=10)
+        jobs = [{"job": "cook", "probability": 0.7, "expected_in_s": 60.0, "because": ["kitchen motion"]}]
+        async with api.hub.store.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO anticipations (id, customer_id, market, ts, model, jobs, context, latency_s)"
+                " VALUES (?,?,?,?,?,?,?,?)", ("a1", c, "home:weekend", 1_800_000_000.0, "m@1", json.dumps(jobs), "{}", 0.1))
+            await conn.execute(
+                "INSERT INTO sacrifice (customer_id, market, ts, job, anticipation_id, probability, sacrifice)"
+                " VALUES (?,?,?,?,?,?,?)", (c, "home:weekend", 1_800_000_100.0, "cook", "a1", 0.7, 0.3))
+        async with api.client(api.operator) as http:
+            ant = (await http.get(f"/api/customers/{c}/anticipations")).json()
+            ctx = (await http.get(f"/api/customers/{c}/context")).json()
+    assert [(a["id"], a["market"], a["jobs"][0]["job"], a["jobs"][0]["because"]) for a in ant["anticipations"]] == [
+        ("a1", "home:weekend", "cook", ["kitchen motion"])]
+    assert [(s["market"], s["sacrifice"]) for s in ant["sacrifice"]] == [("home:weekend", 0.3)]
+    assert ctx["market"] == "home:weekend"

@@ -320,7 +320,9 @@ class AnticipationService:
             await asyncio.sleep(self.settings.interval_s)
             now = self._clock()
             for customer_id, state in list(self._customers.items()):
-                if now - state.active <= self.settings.active_s and customer_id not in self._due:
+                recent = now - self.published_at.get(customer_id, -math.inf) < self.settings.interval_s
+                # Only quiet customers need the timer: commits already anticipate busy ones.
+                if now - state.active <= self.settings.active_s and customer_id not in self._due and not recent:
                     self.request(customer_id)
 
     async def _feedback_loop(self) -> None:

@@ -210,3 +210,56 @@ async def test_anticipation_can_be_disabled(mosquitto: Mosquitto, tmp_path: Path
     settings = hub_settings(mosquitto.url, tmp_path / "hub.db", f"{prefix}-hub", model_path, enabled=False)
     async with Hub(settings) as hub:
         assert hub.anticipation is None and hub.on_committed == []
+
+
+async def test_the_timer_anticipates_a_quiet_customer_again_and_bad_feedback_is_counted(
+    mosquitto: Mosquitto, tmp_path: Path, prefix: str, model_path: Path
+) -> None:
+    customer, edge = f"{prefix}-qt", f"{prefix}-qt-home"
+    settings = hub_settings(mosquitto.url, tmp_path / "hub.db", f"{prefix}-hub", model_path, interval_s=0.5)
+    topic = anticipations_topic(customer)
+    async with running_hub(settings) as hub:
+        service = hub.anticipation
+        assert service is not None
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as c:
+            await c.subscribe(topic, qos=1)
+            await c.publish(events_topic(customer, edge), batch(customer, edge, morning_events(1)), qos=1)
+            first = await _next_anticipation(c, topic)
+            second = await _next_anticipation(c, topic, not_id=first.id)  # no new events: the timer
+            assert second.ts > first.ts
+            for fb in (Feedback(anticipation_id=first.id, verdict="done", ts=first.ts, job="fly_to_the_moon"),
+                       Feedback(anticipation_id="no-such-anticipation", verdict="accepted", ts=first.ts)):
+                await c.publish(feedback_topic(customer), fb.model_dump_json().encode(), qos=1)
+            async with asyncio.timeout(10):
+                while sum(service.skipped[k] for k in ("feedback_unknown_job", "feedback_unknown_anticipation")) < 2:
+                    await asyncio.sleep(0.05)
+        assert service.skipped["feedback_unknown_job"] == 1 and service.skipped["feedback_unknown_anticipation"] == 1
+        assert (await service.layers.get(customer, first.market)).to_dict()["buckets"] == {}
+
+
+async def test_erasing_a_customer_removes_anticipation_rows_and_memory(
+    mosquitto: Mosquitto, tmp_path: Path, prefix: str, model_path: Path
+) -> None:
+    from hub.markets import declare_market
+    from hub.rights import forget_customer
+
+    customer, edge = f"{prefix}-er", f"{prefix}-er-home"
+    settings = hub_settings(mosquitto.url, tmp_path / "hub.db", f"{prefix}-hub", model_path)
+    async with running_hub(settings) as hub:
+        service = hub.anticipation
+        assert service is not None
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as c:
+            await c.subscribe(anticipations_topic(customer), qos=1)
+            await c.publish(events_topic(customer, edge), batch(customer, edge, morning_events(1)), qos=1)
+            antic = await _next_anticipation(c, anticipations_topic(customer))
+            await declare_market(hub.store, customer, "hosting")
+            state = service._customers[customer]  # noqa: SLF001
+            await service.job_began(customer, state, 0, market=antic.market, t=antic.ts + 1, probability=1.0)
+            report = await forget_customer(hub.store, customer)
+            hub.drop_customer(customer)
+            await c.publish(anticipations_topic(customer), b"", qos=1, retain=True)
+        for table in ("anticipations", "recognised_jobs", "sacrifice", "personal_layers", "declared_markets"):
+            assert report.rows.get(table, 0) >= 1, (table, report.rows)
+            async with hub.store.db.execute(f"SELECT COUNT(*) FROM {table} WHERE customer_id = ?", (customer,)) as cur:
+                assert (await cur.fetchone()) == (0,)
+        assert customer not in service._customers and customer not in service.markets  # noqa: SLF001

@@ -23,7 +23,7 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from devices.errors import StorageError
+from devices.errors import GeniusError, StorageError
 
 from .catalog import Catalog
 from .context import ContextFuser
@@ -211,6 +211,16 @@ async def serve(settings: HubSettings) -> int:
         if not stopping:
             raise
         task.uncancel()
+    except BaseExceptionGroup as group:
+        # A hub task that fails with a GeniusError (a busy --http port, a store that cannot
+        # be written) reaches the CLI as that error, a clear message, not a group traceback.
+        errors = group.subgroup(lambda e: isinstance(e, GeniusError))
+        if errors is None or errors.exceptions != group.exceptions:
+            raise
+        first = errors.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from group
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(Exception):

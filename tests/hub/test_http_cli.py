@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -148,3 +149,20 @@ async def _serve_then_stop(proc: subprocess.Popen[bytes], port: int, db: Path) -
             async for _ in lines:  # the stream must end by itself when the hub stops
                 pass
             assert time.monotonic() - started < 10
+
+
+def test_hub_run_on_a_busy_http_port_exits_2_with_a_clear_message(
+    mosquitto_factory: Callable[..., Mosquitto], tmp_path: Path, prefix: str
+) -> None:
+    broker = mosquitto_factory()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [*GENIUS, "hub", "run", "--broker", broker.url, "--db", str(tmp_path / "hub.db"),
+             "--client-id", f"hub-{prefix}", "--http", f"127.0.0.1:{port}"],
+            cwd=REPO, capture_output=True, text=True, timeout=60,
+        )
+    assert done.returncode == 2
+    assert f"hub http cannot listen on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr

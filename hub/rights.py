@@ -59,6 +59,7 @@ __all__ = [
     "forget_customer",
     "mark_broker_cleared",
     "pending_erasures",
+    "record_access",
     "subject_hash",
     "subject_of",
     "unclassified_tables",
@@ -256,6 +257,25 @@ async def export_customer(store: Store, customer_id: str, *, now: float | None =
         "dead_letters": tables.get("dead_letters", []),
         "tables": tables,
     }
+
+
+async def record_access(
+    store: Store, customer_id: str, *, resource: str, actor: str, detail: str = "", now: float | None = None
+) -> bool:
+    """Write an operator access (an export) to ``audit_log``; False if the database has none.
+
+    The CLI has no API token: ``token_id`` is ``"cli"`` and the name is the operator's login.
+    """
+    async with store.transaction() as db:
+        async with db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_log'") as cur:
+            if await cur.fetchone() is None:
+                return False
+        await db.execute(
+            "INSERT INTO audit_log (ts, token_id, token_name, role, customer_id, resource, detail)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (time.time() if now is None else now, "cli", actor, "operator", customer_id, resource, detail),
+        )
+    return True
 
 
 # -- erasure ------------------------------------------------------------------------------------

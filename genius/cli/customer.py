@@ -1,6 +1,7 @@
 """``genius customer export ID`` and ``genius customer forget ID``: a customer's data rights.
 
-Both work on the hub database directly (``hub.rights``). ``forget`` may run while the hub
+Both work on the hub database directly (``hub.rights``); an export is written to the audit
+log (``audit_log``, as operator reads through the API are). ``forget`` may run while the hub
 runs: the hub notices the erasure record within a few seconds, drops the customer from
 memory, erases again whatever it committed meanwhile, and clears the broker side itself.
 ``--broker`` does the broker side from here (for a hub that is stopped): each edge of the
@@ -63,11 +64,20 @@ def _export(args: argparse.Namespace) -> int:
 
 
 async def _export_doc(db: Path, customer_id: str) -> dict[str, Any]:
-    from hub.rights import export_customer
+    import getpass
+
+    from devices.errors import StorageError
+    from hub.rights import export_customer, record_access
     from hub.store import Store
 
-    async with Store(db, readonly=True) as store:
-        return await export_customer(store, customer_id)
+    if not db.is_file():
+        raise StorageError(f"no hub database at {db}")
+    async with Store(db) as store:
+        doc = await export_customer(store, customer_id)
+        if doc["found"]:  # an operator read everything about the customer: audited
+            await record_access(store, customer_id, resource="export", actor=getpass.getuser(),
+                                detail=f"{len(doc['events'])} events")
+    return doc
 
 
 def _forget(args: argparse.Namespace) -> int:

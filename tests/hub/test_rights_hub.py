@@ -137,6 +137,8 @@ async def test_cli_exports_then_forgets_with_the_broker_side(mosquitto: Mosquitt
     assert done.returncode == 0, done.stderr
     doc = json.loads(out.read_text())
     assert doc["customer_id"] == alice and len(doc["events"]) == 30 and bob not in out.read_text()
+    with sqlite3.connect(db) as conn:  # the export is an audited operator read
+        assert conn.execute("SELECT resource FROM audit_log WHERE customer_id = ?", (alice,)).fetchall() == [("export",)]
     async with Store(db, readonly=True) as store:
         subject = await subject_of(store.db, alice)
     async with fe.client(mosquitto.host, mosquitto.port, f"edge-{prefix}") as edge:
@@ -148,7 +150,7 @@ async def test_cli_exports_then_forgets_with_the_broker_side(mosquitto: Mosquitt
     assert purge["command"] == "purge"
     report = json.loads(done.stdout)
     assert report["rows"]["events"] == 30 and report["edges"] == [f"{alice}-home"]
-    assert await _leftovers(db, subject) == {}
+    assert await _leftovers(db, subject) == {}  # the audit entry of the export included
     left = await _retained(mosquitto, [f"genius/v1/{alice}/#"])
     assert left == {}
     bad = await asyncio.to_thread(_genius, "customer", "forget", "Not An Id", "--db", str(db))

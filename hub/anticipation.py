@@ -141,8 +141,9 @@ class _Customer:
     candidate_runs: int = 0
     last: _Last | None = None
     active: float = 0.0  # wall clock of the newest commit
-    first_commit: float | None = None  # wall clock of the oldest commit not yet anticipated
-    first_mono: float = 0.0  # the same on the monotonic clock
+    # Monotonic time of the oldest commit not yet anticipated (latency is real seconds even
+    # when the hub runs on a simulated clock).
+    first_commit: float | None = None
 
 
 @dataclass(slots=True)
@@ -232,11 +233,11 @@ class AnticipationService:
             self._insert(state, rows)
             state.active = now
             if state.first_commit is None:
-                state.first_commit, state.first_mono = now, mono
+                state.first_commit = mono
             # Push the run back on every commit, but never past _BURST_CAP debounce periods
             # after the first commit it has not covered yet.
             debounce = self.settings.debounce_s
-            self._due[customer_id] = min(mono + debounce, state.first_mono + _BURST_CAP * debounce)
+            self._due[customer_id] = min(mono + debounce, state.first_commit + _BURST_CAP * debounce)
         if summary.batches:
             self._wake.set()
 
@@ -370,7 +371,7 @@ class AnticipationService:
                                          expected_in_s=float(max(run.expected[j], 0.0)), because=sentences))
         antic = Anticipation(id=uuid.uuid4().hex, customer_id=customer_id, market=market, ts=t,
                              model=self.model.model_id, jobs=forecasts)
-        latency = None if state.first_commit is None else max(self._clock() - state.first_commit, 0.0)
+        latency = None if state.first_commit is None else max(time.monotonic() - state.first_commit, 0.0)
         state.first_commit = None
         state.last = _Last(antic.id, market, ctx, run.p_global, p)
         self.markets[customer_id] = market

@@ -6,6 +6,7 @@ from .deadletters import DeadLetter, DeadLetters
 from .ingest import SUBSCRIPTIONS, CommitHook, Ingest, IngestStats
 from .pipeline import CommitSummary, Incoming, Pipeline
 from .progress import EdgeProgress, SeqRanges
+from .rights import ErasureReport, ErasureWatcher, export_customer, forget_customer
 from .schema import MIGRATIONS, SCHEMA_VERSION, Migration
 from .service import Hub, serve
 from .settings import BrokerSettings, ContextSettings, HubSettings, IngestSettings, StoreSettings
@@ -16,8 +17,8 @@ from .validation import BatchDict, EventDict, decode_batch_dicts
 __all__ = [
     "MIGRATIONS", "SCHEMA_VERSION", "SUBSCRIPTIONS", "BatchDict", "BrokerSettings", "Catalog", "CommitHook",
     "CommitSummary", "ContextFuser", "ContextSettings", "CustomerRecord", "DeadLetter", "DeadLetters",
-    "EdgeEntry", "EdgeProgress", "EdgeRecord", "EventDict", "EventFrame", "FeedbackRecord", "Hub", "HubSettings",
+    "EdgeEntry", "EdgeProgress", "ErasureReport", "ErasureWatcher", "EdgeRecord", "EventDict", "EventFrame", "FeedbackRecord", "Hub", "HubSettings",
     "Incoming", "Ingest", "IngestSettings", "IngestStats", "Migration", "Pipeline", "SeqRanges", "Store",
-    "StoreSettings", "WriteGroup", "decode_batch_dicts", "decode_value", "render_status", "serve",
+    "StoreSettings", "WriteGroup", "decode_batch_dicts", "decode_value", "export_customer", "forget_customer", "render_status", "serve",
     "status_report",
 ]

@@ -164,5 +164,8 @@ def test_hub_run_on_a_busy_http_port_exits_2_with_a_clear_message(
              "--client-id", f"hub-{prefix}", "--http", f"127.0.0.1:{port}"],
             cwd=REPO, capture_output=True, text=True, timeout=60,
         )
-    assert done.returncode == 2
-    assert f"hub http cannot listen on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2, done.stderr[-2000:]
+    # The last word is the error itself, not a TaskGroup traceback.
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"genius: error: hub http cannot listen on 127.0.0.1:{port}"), done.stderr
+    assert "unhandled errors in a TaskGroup" not in done.stderr

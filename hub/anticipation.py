@@ -361,10 +361,14 @@ class AnticipationService:
         top = [int(j) for j in np.argsort(-p, kind="stable")[: self.settings.top]]
         reasons = await asyncio.to_thread(lambda: [self.model.explain(run.x, j) for j in top])
         jobs = self.model.jobs
+        theta = layer.multiplier(ctx)
+        moved = p - run.p_global
+        rising = int(np.argmax(moved))
         forecasts = []
         for j, why in zip(top, reasons):
             sentences = because(why, jobs[j])
-            note = _personal_note(layer, ctx, j, float(p[j] - run.p_global[j]), self.settings.personal_note_min, jobs)
+            note = _personal_note(layer, ctx, j, float(moved[j]), self.settings.personal_note_min, jobs,
+                                  theta=float(theta[j]), rising=rising if moved[rising] > 0 else -1)
             if note:
                 sentences.append(note)
             forecasts.append(JobForecast(job=jobs[j], probability=float(min(max(p[j], 0.0), 1.0)),
@@ -532,10 +536,20 @@ _SINCE_TEXT = ("", "while it is going on", "within 15 min of it", "within the ho
 
 
 def _personal_note(
-    layer: PersonalLayer, ctx: Context, job: int, moved: float, minimum: float, jobs: Sequence[str]
+    layer: PersonalLayer, ctx: Context, job: int, moved: float, minimum: float, jobs: Sequence[str],
+    *, theta: float, rising: int,
 ) -> str | None:
-    """What the customer taught the layer about ``job`` here, when it moved the probability."""
+    """What the customer taught the layer about ``job`` here, when it moved the probability.
+
+    ``theta`` is the layer's own multiplier for the job: a job that fell only because another
+    (``rising``) took its share is said so, not blamed on the customer's dismissals.
+    """
     if abs(moved) < minimum or not math.isfinite(moved):
+        return None
+    points = f"{'+' if moved > 0 else '−'}{abs(moved) * 100:.0f} pts"
+    if moved < 0 and theta >= 0.95:
+        if 0 <= rising < len(jobs) and rising != job:
+            return f"less likely here since you usually choose to {jobs[rising].replace('_', ' ')} ({points})"
         return None
     buckets = layer.to_dict()["buckets"]
     name = jobs[job]
@@ -546,7 +560,6 @@ def _personal_note(
         if observed > 0:
             count, where = observed, text
             break
-    points = f"{'+' if moved > 0 else '−'}{abs(moved) * 100:.0f} pts"
     if moved > 0 and count:
         return f"you did or accepted this {count:g} times {where} ({points})"
     if moved > 0:

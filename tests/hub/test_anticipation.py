@@ -263,3 +263,23 @@ async def test_erasing_a_customer_removes_anticipation_rows_and_memory(
             async with hub.store.db.execute(f"SELECT COUNT(*) FROM {table} WHERE customer_id = ?", (customer,)) as cur:
                 assert (await cur.fetchone()) == (0,)
         assert customer not in service._customers and customer not in service.markets  # noqa: SLF001
+
+
+def test_the_personal_note_credits_the_customer_only_for_what_they_taught() -> None:
+    from hub.anticipation import _personal_note
+    from models.personalise import Context, PersonalLayer
+
+    jobs = ("wake_up", "make_tea", "shower")
+    layer = PersonalLayer(jobs)
+    ctx = Context.at(7 * 3600.0, last_job=0, job_since_s=600.0)
+    for _ in range(3):
+        layer.feedback(ctx, 1, "accepted")
+        layer.feedback(ctx, 2, "dismissed")
+    theta = layer.multiplier(ctx)
+    up = _personal_note(layer, ctx, 1, 0.4, 0.02, jobs, theta=float(theta[1]), rising=1)
+    assert up is not None and "3 times around 07:00 after wake up" in up and "+40 pts" in up
+    down = _personal_note(layer, ctx, 2, -0.2, 0.02, jobs, theta=float(theta[2]), rising=1)
+    assert down is not None and "dismissed" in down
+    crowded = _personal_note(layer, ctx, 0, -0.1, 0.02, jobs, theta=float(theta[0]), rising=1)
+    assert crowded is not None and "make tea" in crowded and "dismissed" not in crowded
+    assert _personal_note(layer, ctx, 0, 0.01, 0.02, jobs, theta=1.0, rising=1) is None

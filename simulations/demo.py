@@ -36,11 +36,11 @@ from devices.errors import ConfigError, PayloadError
 from devices.topics import anticipations_topic
 from devices.wire import Anticipation, decode
 from edge.settings import BrokerSettings
+from hub.markets import edge_roles, infer_market
 from hub.store import Store
 
 from .brokers import EmbeddedBroker, Mosquitto, find_mosquitto
 from .customer import CustomerSimulation, Label, to_epoch
-from .demo_market import current_market
 from .demo_view import CustomerView, DemoFrame, EdgeView
 from .export import DEFAULT_START
 from .fleet_clock import SimClock
@@ -270,14 +270,6 @@ async def _run(
     return frame.as_dict()
 
 
-async def _declared_roles(store: Store) -> dict[str, str]:
-    """Each edge's role as it declared it in its last status (the hub keeps that document)."""
-    async with store.db.execute(
-        "SELECT edge_id, json_extract(status, '$.role') FROM edges WHERE status IS NOT NULL"
-    ) as cur:
-        return {edge: role for edge, role in await cur.fetchall() if isinstance(role, str)}
-
-
 async def _frame(
     stack: SimStack,
     store: Store,
@@ -291,13 +283,12 @@ async def _frame(
 ) -> DemoFrame:
     now = clock.now()
     records = await store.edges()
-    declared = await _declared_roles(store)
     views = []
     for cid in stack.customer_ids:
         edges = [e for e in records if e.customer_id == cid]
-        roles = {e.edge_id: e.role or declared.get(e.edge_id) for e in edges}
+        roles = await edge_roles(store, cid)
         snap = stack.hub.snapshot(cid)
-        market, why = current_market(snap, roles, now=now)
+        market, why = infer_market(snap, roles, now=now)
         antic = watcher.latest.get(cid)
         recent = sorted((e for e in snap["latest"] if e["capability"] in _ACTIVITY), key=lambda e: -e["ts"])[:5]
         views.append(CustomerView(
@@ -308,7 +299,7 @@ async def _frame(
             home=snap["home"],
             home_basis=snap["home_basis"],
             occupied=list(snap["occupied_rooms"]),
-            edges=[EdgeView(e.edge_id, roles[e.edge_id], e.online, len(e.inventory), e.events) for e in edges],
+            edges=[EdgeView(e.edge_id, roles.get(e.edge_id), e.online, len(e.inventory), e.events) for e in edges],
             rooms=sorted(((r["edge_id"], r["room"], bool(r["occupied"]), r["last_activity"]) for r in snap["rooms"]
                           if r["last_activity"]), key=lambda r: -(r[3] or 0.0))[:6],
             recent=[(e["ts"], e["edge_id"], e["device"], e["capability"], e["value"]) for e in recent],

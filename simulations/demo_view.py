@@ -36,7 +36,7 @@ class EdgeView:
 class CustomerView:
     customer_id: str
     traveller: bool
-    market: str  # derived from the hub's context (``demo_market``)
+    market: str  # as the hub infers it from the customer's context (``hub.markets``)
     market_why: str
     home: bool | None
     home_basis: str

@@ -94,6 +94,7 @@ class FleetReport:
     wall_s: float
     sim_s: float
     drained: bool
+    feed_lag_s: float  # most wall seconds a device message went out after its time
     published: int  # device messages published on the local broker (copies and malformed included)
     device_events: int  # canonical events those messages carry (the ground truth)
     sent: int  # events the edges committed (sum of their seq counters)
@@ -206,6 +207,7 @@ async def build_report(
         wall_s=round(wall_s, 1),
         sim_s=round(((ledger.last_ts or 0.0) - (ledger.first_ts or 0.0)), 1),
         drained=drained,
+        feed_lag_s=round(ledger.max_lag_s / speed, 3),
         published=sum(ledger.messages.values()),
         device_events=ledger.expected_events,
         sent=sum(t.sent for t in tallies),
@@ -237,7 +239,8 @@ def render_report(report: FleetReport) -> list[str]:
         f"(speed {r.speed:g}, seed {r.seed})",
         f"faults: {', '.join(f'{k}={v}' for k, v in r.faults.items()) or 'none'}"
         f" ({len(r.fault_log)} injected)",
-        f"device messages published: {r.published:,}; device events: {r.device_events:,}",
+        f"device messages published: {r.published:,} (at most {r.feed_lag_s:.2f} s late); "
+        f"device events: {r.device_events:,}",
         f"events sent by edges: {r.sent:,}   stored by the hub: {r.stored:,}",
         f"missing device events: {r.missing:,}   duplicates stored: {r.duplicates_stored:,}   gaps: {r.gaps:,}",
         f"duplicates received and discarded by the hub: {r.duplicates_discarded:,}",

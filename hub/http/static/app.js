@@ -217,7 +217,7 @@ function renderContext(doc) {
     el("td", {}, p.edge_id), el("td", {}, p.device), el("td", {}, p.room || "–"),
     el("td", { class: "wrap" }, ...Object.entries(p.capabilities).map(([cap, pol]) => el("span", { class: `pill ${pol}` }, `${cap}: ${pol}`))))));
   $("#c-latest tbody").replaceChildren(...c.latest.slice(0, 40).map((r) => el("tr", {},
-    el("td", {}, r.device), el("td", {}, r.capability), el("td", {}, String(r.value)), el("td", {}, r.room || "–"), el("td", {}, when(r.ts)))));
+    el("td", {}, r.device), el("td", {}, r.capability), el("td", {}, typeof r.value === "number" ? String(+r.value.toFixed(3)) : String(r.value)), el("td", {}, r.room || "–"), el("td", {}, when(r.ts)))));
 }
 
 function renderAnticipations(doc) {

@@ -170,7 +170,11 @@ def verify_payload(payload: bytes | Mapping[str, Any], *, keys: Mapping[str, byt
     key = keys.get(sig.key_id)
     if key is None:
         raise ValidationFailed(f"unknown signing key id {sig.key_id!r}", reason="unknown_key")
-    expected = hmac.new(key, canonical_bytes(doc), hashlib.sha256).digest()
+    try:
+        canonical = canonical_bytes(doc)
+    except (UnicodeEncodeError, ValueError, RecursionError) as exc:  # "\\ud800" parses, but has no UTF-8
+        raise ValidationFailed(f"document has no canonical bytes: {exc}", reason="signature") from exc
+    expected = hmac.new(key, canonical, hashlib.sha256).digest()
     if not hmac.compare_digest(expected, sig.digest):
         raise ValidationFailed(f"signature does not match (key {sig.key_id!r})", reason="signature")
     return sig.key_id

@@ -91,6 +91,14 @@ def test_signature_format_and_canonical_bytes_are_stable() -> None:
             verify_payload(changed, keys={"k1": key})
 
 
+def test_a_document_without_canonical_bytes_is_refused_not_crashed() -> None:
+    # JSON may escape a lone surrogate, which has no UTF-8 form (found by the long fuzz run).
+    payload = b'{"customer_id":"\\ud800","edge_id":"a1","signature":"v1:k1:' + b"0" * 64 + b'"}'
+    with pytest.raises(ValidationFailed) as info:
+        verify_payload(payload, keys={"k1": bytes(32)})
+    assert info.value.reason == "signature"
+
+
 async def test_a_registered_edge_must_sign_and_only_its_key_verifies(rig: Any, tmp_path: Path) -> None:
     r = await rig()
     alice = provision_edge(tmp_path / "hub.db", customer_id="alice", edge_id="a1")

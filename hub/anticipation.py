@@ -248,6 +248,7 @@ class AnticipationService:
             while len(self._customers) > self.settings.max_customers:
                 old, _ = self._customers.popitem(last=False)
                 self._due.pop(old, None)
+                self.published_at.pop(old, None)
         else:
             self._customers.move_to_end(customer_id)
         return state

@@ -110,8 +110,9 @@ def _provision(args: argparse.Namespace) -> int:
     else:
         print("Edge provisioned. These secrets are shown once; put them in the edge's settings:\n")
         print(f'customer = "{creds.customer_id}"\nedge = "{creds.edge_id}"')
-        print(f'hub_broker = {{ url = "mqtt://HUB:1883", username = "{creds.username}", password = "{creds.password}" }}')
-        print(f'\n[signing]\nkey_id = "{creds.key_id}"\nkey = "{creds.key.hex()}"')
+        print(f'hub_broker = {{ url = "mqtts://HUB:8883", ca_file = "ca.crt", username = "{creds.username}", '
+              f'password = "{creds.password}" }}')
+        print(f'\n[uplink.signing]\nkey_id = "{creds.key_id}"\nkey = "{creds.key.hex()}"')
         if args.broker_dir is not None:
             print(f"\nbroker files in {args.broker_dir} updated: send mosquitto SIGHUP to load them")
     return 0
@@ -126,5 +127,5 @@ def _rotate(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print(f"New signing key for edge {args.edge} (shown once); the old one is accepted {args.grace:.0f}s more:\n")
-        print(f'[signing]\nkey_id = "{key_id}"\nkey = "{key.hex()}"')
+        print(f'[uplink.signing]\nkey_id = "{key_id}"\nkey = "{key.hex()}"')
     return 0

@@ -73,3 +73,15 @@ async def test_generated_broker_config_runs_mosquitto_and_picks_up_new_edges_on_
     assert set(keys) == {bob["key_id"], rotated["key_id"]} and keys[rotated["key_id"]][1] is None
     assert main(["hub", "provision-edge", "--customer", "bob", "--edge", "b1", "--db", str(db)]) == 2  # once only
     assert main(["hub", "rotate-key", "--edge", "nobody", "--db", str(db)]) == 2
+
+
+def test_provision_edge_prints_a_settings_snippet_the_edge_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.settings import EdgeSettings
+
+    text = _cli(capsys, "hub", "provision-edge", "--customer", "carol", "--edge", "c1", "--db", str(tmp_path / "h.db"))
+    doc = tomllib.loads(text.split("\n\n", 1)[1])
+    settings = EdgeSettings.load(None, **doc, local_broker="mqtt://127.0.0.1:1883", outbox={"path": tmp_path / "o.db"})
+    keys = load_keys(tmp_path / "h.db")["c1"]
+    assert settings.uplink.signing is not None and keys.customer_id == "carol"
+    assert keys.keys[settings.uplink.signing.key_id][0] == settings.uplink.signing.key_bytes
+    assert settings.hub_broker.tls and settings.hub_broker.password is not None

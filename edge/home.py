@@ -155,6 +155,7 @@ class HomeBridge:
             fb = self.feedback[0]
             try:
                 await self._hub_publish(topic, fb.model_dump_json(exclude_none=True).encode(), qos=1, retain=False)
+                _honour_cancellation()
             except (aiomqtt.MqttError, TimeoutError) as exc:
                 delay = backoff.next()
                 log.info("feedback waits for the hub broker (%s); retry in %.1fs", exc, delay)
@@ -216,26 +217,31 @@ class HomeBridge:
     async def _publish_all(self, client: aiomqtt.Client) -> None:
         t = self.topics
         self.announcements += 1
-        await client.publish(t.sensor_config, json.dumps(self.sensor_config()).encode(), qos=1, retain=True)
-        await client.publish(t.select_config, json.dumps(self.select_config()).encode(), qos=1, retain=True)
+        await _publish(client, t.sensor_config, json.dumps(self.sensor_config()).encode())
+        await _publish(client, t.select_config, json.dumps(self.select_config()).encode())
         await self._publish_availability(client, self._hub_connected())
         await self._publish_state(client)
 
     async def _publish_availability(self, client: aiomqtt.Client, online: bool) -> None:
-        await client.publish(self.topics.availability, b"online" if online else b"offline", qos=1, retain=True)
+        await _publish(client, self.topics.availability, b"online" if online else b"offline")
         self.available = online
 
     async def _publish_state(self, client: aiomqtt.Client) -> None:
         state, attributes = self.state()
         # Attributes first: whoever sees the new state then finds its attributes already there.
-        await client.publish(self.topics.attributes, json.dumps(attributes).encode(), qos=1, retain=True)
-        await client.publish(self.topics.state, state.encode(), qos=1, retain=True)
+        await _publish(client, self.topics.attributes, json.dumps(attributes).encode())
+        await _publish(client, self.topics.state, state.encode())
 
     async def _publisher(self, client: aiomqtt.Client) -> None:
+        """The one task that publishes state changes and re-announcements (never the receiver)."""
         while True:
             await self._changed.wait()
             self._changed.clear()
-            await self._publish_state(client)
+            if self._announce.is_set():
+                self._announce.clear()
+                await self._publish_all(client)
+            else:
+                await self._publish_state(client)
 
     async def _watch_hub(self, client: aiomqtt.Client) -> None:
         """Availability follows the hub connection (polled: the uplink exposes a flag, not a callback)."""
@@ -253,7 +259,8 @@ class HomeBridge:
             if topic == t.ha_status:
                 if payload.strip().lower() == b"online":
                     log.info("Home Assistant is online: announcing the Genius entities again")
-                    await self._publish_all(client)
+                    self._announce.set()
+                    self._changed.set()
             elif topic == t.command:
                 self._command(payload)
 
@@ -328,6 +335,23 @@ class HomeBridge:
             "ts": antic.ts,
             "jobs": [j.model_dump() for j in antic.jobs],
         }
+
+
+async def _publish(client: aiomqtt.Client, topic: str, payload: bytes) -> None:
+    await client.publish(topic, payload, qos=1, retain=True)
+    _honour_cancellation()
+
+
+def _honour_cancellation() -> None:
+    """Raise if this task was cancelled while it awaited a publish.
+
+    On Python 3.11 ``asyncio.wait_for`` (inside aiomqtt's publish) swallows a cancellation that
+    lands as the PUBACK arrives; the task would then run on, and a TaskGroup waiting for it
+    to stop would wait for ever (seen in tests on a loaded machine).
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _top(antic: Anticipation) -> Any:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -136,3 +138,40 @@ async def test_an_edge_delivers_signed_batches_over_tls_to_a_hub_that_holds_its_
             for t in tasks:
                 t.cancel()
     assert hub.guard.verified >= 1 and hub.dead_letters.counts == {}
+
+
+async def test_a_flooding_product_cannot_crowd_out_the_others_in_a_running_edge(
+    tmp_path: Path, mosquitto: Mosquitto, mosquitto_factory: Callable[..., Mosquitto], prefix: str
+) -> None:
+    hub_side = mosquitto_factory()
+    settings = EdgeSettings.load(
+        None, customer="alice", edge="a1", local_broker=mosquitto.url, hub_broker=hub_side.url,
+        outbox={"path": tmp_path / "outbox.db"},
+        local={"device_messages_per_s": 5.0, "device_burst": 50, "backoff_initial_s": 0.1},
+    )
+    meter = DeviceDefinition(vendor="t", model="m", match=Topic(f"{prefix}/+/state"), exposes=(power(path="p"),))
+    agent = EdgeAgent(settings, sessions=[DefinitionsAdapter.of([meter]).new_session()])
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as devices, asyncio.TaskGroup() as tg:
+        task = tg.create_task(agent.run())
+        try:
+            async with asyncio.timeout(20):
+                await agent.ready.wait()
+                for i in range(1000):  # a broken plug, as fast as the broker takes it …
+                    await devices.publish(f"{prefix}/plug/state", json.dumps({"p": float(i)}).encode(), qos=1)
+                    if i % 50 == 0:  # … while an honest meter reports now and then
+                        await devices.publish(f"{prefix}/meter/state", json.dumps({"p": float(i)}).encode(), qos=1)
+                limited = ("local", "rate_limited")
+                while agent.pipeline is None or agent.pipeline.counters.messages + agent.dead_letters.by_reason[limited] < 1020:
+                    await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+    assert agent.pipeline is not None and agent.outbox is not None
+    queued = agent.outbox.next_seq - 1
+    meter_events = 20
+    # The flood got its burst (plus what refilled meanwhile), the meter got everything.
+    assert agent.pipeline.counters.messages == queued
+    assert meter_events + 50 <= queued <= meter_events + 50 + 5 * 20
+    assert agent.dead_letters.by_reason[("local", "rate_limited")] == 1020 - queued
+    with contextlib.closing(sqlite3.connect(tmp_path / "outbox.db")) as db:
+        refused = dict(db.execute("SELECT topic, COUNT(*) FROM dead_letters GROUP BY topic").fetchall())
+    assert set(refused) == {f"{prefix}/plug/state"}  # not one of the meter's messages was refused

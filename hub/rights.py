@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 import aiosqlite
 
-from devices.topics import ack_topic, anticipations_topic, control_topic, devices_topic, status_topic
+from devices.topics import PREFIX, ack_topic, anticipations_topic, control_topic, devices_topic, status_topic
 
 from .store import Store, decode_value
 
@@ -127,6 +127,11 @@ class Subject:
             if vals:
                 terms.append(f'"{col}" IN ({",".join("?" * len(vals))})')
                 args.extend(vals)
+        if "topic" in table.columns:
+            # A dead letter too broken to name its customer still came on the customer's topic.
+            escaped = self.customer_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            terms.append("\"topic\" LIKE ? ESCAPE '\\'")
+            args.append(f"{PREFIX}/{escaped}/%")
         return (" OR ".join(terms) or "0"), args
 
 

@@ -49,6 +49,7 @@ async def _populate(db: Path) -> None:
                     (status_topic(cid, edge), json.dumps({"state": "online", "ts": 1_700_000_000.0}).encode()),
                     (devices_topic(cid, edge), json.dumps(INVENTORY).encode()),
                     (events_topic(cid, edge), b"{not json"),
+                    (f"genius/v1/{cid}/{edge}/bogus", f"{cid}'s diary".encode()),  # names no customer
                 )
             await feed(store, pipeline, (feedback_topic(cid), json.dumps(
                 {"anticipation_id": f"a-{cid}", "verdict": "accepted", "ts": 1_700_000_100.0, "job": "cook"}).encode()))
@@ -84,7 +85,8 @@ async def test_export_holds_every_section_and_every_personal_table(tmp_path: Pat
     assert doc["context"] is not None and doc["context"]["state"]["edges"]
     assert [f["anticipation_id"] for f in doc["feedback"]] == ["a-alice"]
     assert doc["privacy"]["alice-home"] == {"dev1": {"occupancy": "coarse"}, "dev2": {"power": "share"}}
-    assert {d["edge_id"] for d in doc["dead_letters"]} == {"alice-home", "alice-car"}
+    assert {d["edge_id"] for d in doc["dead_letters"]} >= {"alice-home", "alice-car"}
+    assert sorted(d["raw"] for d in doc["dead_letters"] if d["topic"].endswith("/bogus")) == ["alice's diary"] * 2
     assert [r["note"] for r in doc["tables"]["later_personal"]] == ["likes tea"]
     # Every personal table holding alice's rows is in the export (raw, or rendered as a section).
     _, subjects = await _subjects(db)
@@ -134,6 +136,9 @@ async def test_forget_leaves_nothing_of_the_customer_and_everyone_else_untouched
         dump = "\n".join(conn.iterdump())
     assert "alice" not in dump and "likes tea" not in dump
     assert "bob-home" in dump
+    with sqlite3.connect(db) as conn:
+        raws = [bytes(r[0]) for r in conn.execute("SELECT raw FROM dead_letters WHERE topic LIKE '%/bogus'")]
+    assert raws == [b"bob's diary"] * 2
 
 
 async def test_every_table_is_personal_or_declared_not(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import aiomqtt
 
 from .deadletters import DeadLetters
 
-__all__ = ["NODELAY", "counting_queue", "payload_bytes"]
+__all__ = ["NODELAY", "counting_queue", "payload_bytes", "raise_if_cancelled"]
 
 # PUBACKs and small batches are tiny writes: without TCP_NODELAY, Nagle holds each one until
 # the previous segment is acknowledged, which halved QoS 1 receive throughput on loopback.
@@ -50,3 +50,17 @@ def counting_queue(dead_letters: DeadLetters, *, source: str) -> type[asyncio.Qu
             super().put_nowait(item)
 
     return _CountingQueue
+
+
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation that an aiomqtt call swallowed.
+
+    aiomqtt waits for PUBACK and SUBACK with ``asyncio.wait_for``, which on Python 3.11
+    returns normally when the cancellation lands just as the reply arrives (CPython
+    gh-86296, fixed in 3.12): the task is marked cancelling yet carries on, and the
+    TaskGroup stopping it waits forever (an edge test hung on shutdown this way). Loops call
+    this after such an await.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -31,6 +31,7 @@ __all__ = ["Pipeline", "PipelineCounters", "SubscriptionChanges", "reading_probl
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
+MAX_HELD = 10_000  # unrouted messages held while discovery comes back (see ``hold_unrouted``)
 _TS_MAX = 32503680000.0  # year 3000, as the wire contract
 
 
@@ -103,6 +104,8 @@ class Pipeline:
         self._routes: dict[str, AdapterSession | None] = {}
         self._valid_names: set[str] = set()
         self._out: list[Reading] = []
+        self._hold_until = float("-inf")
+        self._held: list[tuple[str, bytes, float]] = []
 
     def subscriptions(self) -> list[str]:
         """Every topic filter the sessions want now, without duplicates, in order."""
@@ -127,8 +130,28 @@ class Pipeline:
         self.counters.messages += 1
         session = self.route(topic)
         if session is None:
-            self._reject("unrouted", topic, payload, "no adapter session matches this topic")
+            if ts < self._hold_until and len(self._held) < MAX_HELD:
+                self._held.append((topic, payload, ts))
+            else:
+                self._reject("unrouted", topic, payload, "no adapter session matches this topic")
             return _NO_CHANGES
+        changes = self._dispatch(session, topic, payload, ts)
+        if changes is not _NO_CHANGES and self._held:
+            changes = self._release_held(changes)
+        return changes
+
+    def hold_unrouted(self, *, until: float) -> None:
+        """Hold messages no session routes until ``until`` (on the clock of ``handle``'s ``ts``).
+
+        A persistent local session is handed what the broker queued for it as soon as it
+        connects, before the retained discovery documents that its subscriptions bring back;
+        and some sessions learn the topics they own only from those (Home Assistant state
+        topics). Held messages are handled once discovery claims their topic; what is still
+        unrouted at ``until`` (``tick``) or on ``drain`` is dead-lettered as ``unrouted``.
+        """
+        self._hold_until = until
+
+    def _dispatch(self, session: AdapterSession, topic: str, payload: bytes, ts: float) -> SubscriptionChanges:
         try:
             result = session.handle(topic, payload, ts=ts)
         except PayloadError as exc:
@@ -147,6 +170,30 @@ class Pipeline:
             self._routes.clear()  # a session's filters changed: routes must be recomputed
             return SubscriptionChanges(tuple(result.subscribe), tuple(result.unsubscribe))
         return _NO_CHANGES
+
+    def _release_held(self, changes: SubscriptionChanges) -> SubscriptionChanges:
+        """Handle the held messages a session owns now; every subscription change, merged."""
+        subscribe, unsubscribe = list(changes.subscribe), list(changes.unsubscribe)
+        again = True
+        while again and self._held:  # a released message may be discovery that claims more
+            again = False
+            held, self._held = self._held, []
+            for topic, payload, ts in held:
+                session = self.route(topic)
+                if session is None:
+                    self._held.append((topic, payload, ts))
+                    continue
+                more = self._dispatch(session, topic, payload, ts)
+                if more is not _NO_CHANGES:
+                    subscribe.extend(more.subscribe)
+                    unsubscribe.extend(more.unsubscribe)
+                    again = True
+        return SubscriptionChanges(tuple(subscribe), tuple(unsubscribe))
+
+    def _reject_held(self) -> None:
+        held, self._held = self._held, []
+        for topic, payload, _ in held:
+            self._reject("unrouted", topic, payload, "no adapter session claimed this topic after reconnecting")
 
     def _queue(self, result: AdapterResult, topic: str, payload: bytes) -> None:
         out = self._out
@@ -167,7 +214,12 @@ class Pipeline:
             out.clear()
 
     def tick(self, now: float) -> int:
-        """Queue coarse windows that have closed by ``now``; how many were queued."""
+        """Queue coarse windows that have closed by ``now``; how many were queued.
+
+        Held unrouted messages whose grace has passed are dead-lettered.
+        """
+        if self._held and now >= self._hold_until:
+            self._reject_held()
         out: list[Reading] = []
         self.privacy.due(now, out)
         if out:
@@ -175,7 +227,8 @@ class Pipeline:
         return len(out)
 
     def drain(self) -> int:
-        """Queue every open coarse window now (shutdown)."""
+        """Queue every open coarse window now, dead-letter what is held (shutdown)."""
+        self._reject_held()
         out: list[Reading] = []
         self.privacy.drain(out)
         if out:

@@ -4,7 +4,10 @@ Contract:
 
 * Committed outbox rows go out in seq order as ``EventBatch`` JSON, QoS 1, on
   ``genius/v1/{c}/{e}/events``: at most ``batch_max_events`` (500) per batch, and no event
-  waits more than ``batch_max_delay_s`` (200 ms) for its batch to fill.
+  waits more than ``batch_max_delay_s`` (200 ms) for its batch to fill. Batches only wait
+  to fill while an earlier one is still unconfirmed by the broker (Nagle's rule): an edge
+  with nothing in flight sends what is committed at once (once the connection's first ack
+  is in), so batching adds latency only under load, where it saves the most messages.
 * Only the hub's retained ``ack`` deletes rows (``seq <= stored_through``). A PUBACK only
   says the broker has the batch and deletes nothing.
 * At most ``max_inflight_events`` sent-but-unacknowledged events and
@@ -52,7 +55,7 @@ from .backoff import Backoff
 from .batch import encode_batch
 from .deadletters import DeadLetters
 from .inventory import Inventory
-from .mqtt import NODELAY, counting_queue, payload_bytes
+from .mqtt import NODELAY, counting_queue, payload_bytes, raise_if_cancelled
 from .outbox import Outbox, Row
 from .settings import BrokerSettings, UplinkSettings
 
@@ -130,6 +133,8 @@ class Uplink:
         self._resend: deque[tuple[int, int]] = deque()
         self._gap_sent: dict[tuple[int, int], float] = {}
         self._wake = asyncio.Event()
+        self._publishing = 0  # batches handed to the client and not yet confirmed (PUBACK)
+        self._heard = False  # an ack arrived on this connection (the hub's retained one first)
         self._status_now = asyncio.Event()
         outbox.on_commit.append(self._wake.set)
         outbox.on_overflow.append(lambda _n: self._status_now.set())
@@ -180,6 +185,7 @@ class Uplink:
         self._deadline = None
         self._rto = self.settings.resend_after_s
         self._waiting_since = None
+        self._heard = False
         self._resend.clear()
         self.connected.set()
         try:
@@ -230,6 +236,7 @@ class Uplink:
                     await asyncio.sleep(1.0)
                     continue
                 await window.acquire()
+                self._publishing += 1
                 tg.create_task(self._publish_batch(client, payload, count, window))
 
     async def _publish_batch(
@@ -241,6 +248,9 @@ class Uplink:
             self.counters.events += count
         finally:
             window.release()
+            self._publishing -= 1
+            if not self._publishing:
+                self._wake.set()  # a partial batch may go now
 
     async def _next_batch(self) -> tuple[bytes, int]:
         """Wait for the next batch to send: gap resends first, then rows in seq order."""
@@ -281,7 +291,9 @@ class Uplink:
             timeout: float | None = None
             if available > 0:
                 resending = start <= self._high_sent
-                if available >= s.batch_max_events or resending or (
+                # Not before the first ack of a connection: it may move or renumber what we hold.
+                idle = self._heard and not self._publishing
+                if available >= s.batch_max_events or resending or idle or (
                     self._waiting_since is not None and now - self._waiting_since >= s.batch_max_delay_s
                 ):
                     rows = await outbox.read(start, stop=stop, limit=s.batch_max_events)
@@ -350,6 +362,7 @@ class Uplink:
     async def _on_ack(self, ack: Ack) -> None:
         """Apply the hub's acknowledgement: delete what it covers, queue its gaps for resending."""
         self.counters.acks += 1
+        self._heard = True
         outbox = self.outbox
         through = ack.stored_through
         now = self._monotonic()
@@ -411,6 +424,7 @@ class Uplink:
                     await self._status_now.wait()
             self._status_now.clear()
             await self._publish_status(client, "online")
+            raise_if_cancelled()
 
     async def _inventory_loop(self, client: aiomqtt.Client) -> None:
         while True:
@@ -418,4 +432,5 @@ class Uplink:
             await asyncio.sleep(self.settings.inventory_debounce_s)  # let a discovery burst settle
             self.inventory.changed.clear()
             await client.publish(self.topics["devices"], self.inventory.to_json(), qos=1, retain=True)
+            raise_if_cancelled()
             log.info("published inventory of %d devices", len(self.inventory))

@@ -133,6 +133,22 @@ async def test_discovery_adds_subscriptions_and_inventory_with_privacy(box: Outb
     assert box.dead_letters.by_reason[("local", "unrouted")] == 1
 
 
+async def test_after_a_reconnect_unrouted_messages_wait_for_discovery_then_dead_letter(box: Outbox) -> None:
+    p = _pipeline(box)
+    p.hold_unrouted(until=10.0)
+    # Queued for the persistent session while the edge was down: they arrive before discovery.
+    assert p.handle("disco/meter", b"5", ts=1.0) == p.handle("disco/nobody", b"7", ts=2.0)
+    assert box.dead_letters.total == 0
+    changes = p.handle("disco/announce", b"meter", ts=3.0)  # the retained announcement comes back
+    assert changes.subscribe == ("disco/meter",)
+    assert await _events(box) == [("meter", "power", 5.0, None)]
+    assert p.tick(9.0) == 0 and box.dead_letters.total == 0
+    p.tick(10.0)  # the grace is over: what no session claimed is a dead letter, as without it
+    assert box.dead_letters.by_reason[("local", "unrouted")] == 1
+    p.handle("disco/other", b"1", ts=11.0)
+    assert box.dead_letters.by_reason[("local", "unrouted")] == 2
+
+
 async def test_local_devices_never_reach_the_outbox(box: Outbox) -> None:
     p = _pipeline(box, {"k1": DeviceSettings(privacy="local")})
     p.handle("home/k1/th", b'{"t": 21.5, "o": true}', ts=1000.0)

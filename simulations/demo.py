@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
@@ -105,8 +106,8 @@ async def demo_broker(choice: str, workdir: Path) -> AsyncIterator[tuple[str, st
     if choice == "auto":
         choice = "mosquitto" if find_mosquitto() is not None else "embedded"
     if choice == "embedded":
-        async with EmbeddedBroker() as embedded:
-            yield embedded.url, f"embedded amqtt broker on {embedded.url}"
+        async with ThreadedBroker() as url:
+            yield url, f"embedded amqtt broker on {url}"
     elif choice == "mosquitto":
         if find_mosquitto() is None:
             raise ConfigError("mosquitto is not installed (Debian package 'mosquitto'); try --broker embedded")
@@ -120,6 +121,57 @@ async def demo_broker(choice: str, workdir: Path) -> AsyncIterator[tuple[str, st
         yield choice, f"broker {choice}"
     else:
         raise ConfigError(f"--broker must be auto, embedded, mosquitto or mqtt://host:port, not {choice!r}")
+
+
+class ThreadedBroker:
+    """``EmbeddedBroker`` on its own event loop in a thread of this process.
+
+    In the demo's loop the broker would stall whenever the hub or an edge holds the loop (a
+    model loading, a burst of commits): clients then time out, reconnect and amqtt performs
+    session take-overs, which it does not survive well. Its own loop keeps it responsive.
+    """
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self.url = ""
+
+    def _main(self) -> None:
+        def quiet(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            # amqtt 0.12 lets errors of a dropped client escape to the loop (e.g. iterating
+            # its subscriptions while another client subscribes): that client reconnects.
+            log.warning("embedded broker: %s (%r)", context.get("message"), context.get("exception"))
+
+        async def serve() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._loop.set_exception_handler(quiet)
+            self._stop = asyncio.Event()
+            try:
+                async with EmbeddedBroker() as broker:
+                    self.url = broker.url
+                    self._started.set()
+                    await self._stop.wait()
+            except BaseException as exc:  # reported to the starting thread
+                self._error = exc
+                self._started.set()
+
+        asyncio.run(serve())
+
+    async def __aenter__(self) -> str:
+        self._thread = threading.Thread(target=self._main, name="genius-demo-broker", daemon=True)
+        self._thread.start()
+        if not await asyncio.to_thread(self._started.wait, 30.0) or self._error is not None:
+            raise ConfigError(f"the embedded broker did not start: {self._error!r}")
+        return self.url
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 30.0)
 
 
 class AnticipationWatcher:
@@ -228,7 +280,8 @@ async def _run(
     labels = {cid: sim.labels(*scenario.window) for cid, sim in sims.items()}
     hub_extra = {"http": {"listen": config.http}} if config.http else {}
     sim_stack = SimStack(scenario.specs, clock=clock, local_broker=url, hub_broker=url, workdir=workdir, db=db,
-                         hub_client_id="genius-demo-hub", hub_settings=hub_extra)
+                         hub_client_id="genius-demo-hub", hub_settings=hub_extra,
+                         stagger_s=0.2 if "amqtt" in broker_text else 0.0)
     feeder = Feeder(sims.values(), sim_stack.spaces, broker=url, clock=clock, start=scenario.window[0],
                     end=scenario.window[1], feed_from=scenario.feed_from, until=end, client_id="genius-demo-devices")
     watcher = AnticipationWatcher(url, sim_stack.customer_ids)

@@ -40,7 +40,9 @@ _UPLINK = {"resend_after_s": 2.0, "resend_max_s": 8.0, "backoff_max_s": 2.0, "st
 class SimStack:
     """The hub and every edge of ``specs``; ``run`` until ``stop`` (edges first, then the hub).
 
-    ``hub_settings`` adds sections to the hub's settings (e.g. ``{"http": {"listen": …}}``).
+    ``hub_settings`` adds sections to the hub's settings (e.g. ``{"http": {"listen": …}}``);
+    ``stagger_s`` spaces the edges' starts (a broker that copes badly with many clients
+    connecting at once, like the embedded one, gets them one by one).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class SimStack:
         skews: Mapping[str, float] | None = None,
         hub_client_id: str = "genius-sim-hub",
         hub_settings: Mapping[str, Any] | None = None,
+        stagger_s: float = 0.0,
     ) -> None:
         self.specs = list(specs)
         self.clock = clock
@@ -93,6 +96,7 @@ class SimStack:
             ),
             clock=clock,
         )
+        self.stagger_s = stagger_s
         self._stopping = asyncio.Event()
 
     @property
@@ -105,7 +109,11 @@ class SimStack:
             async with asyncio.TaskGroup() as tg:
                 hub_task = tg.create_task(self.hub.run(), name="hub")
                 async with asyncio.TaskGroup() as edges:
-                    tasks = [edges.create_task(r.run(), name=f"runner-{e}") for e, r in self.runners.items()]
+                    tasks = []
+                    for edge, runner in self.runners.items():
+                        tasks.append(edges.create_task(runner.run(), name=f"runner-{edge}"))
+                        if self.stagger_s:
+                            await asyncio.sleep(self.stagger_s)
                     await self._stopping.wait()
                     for task in tasks:
                         task.cancel()

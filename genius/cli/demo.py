@@ -63,8 +63,10 @@ def _demo(args: argparse.Namespace) -> int:
             raise ConfigError("this hub has no HTTP dashboard (hub.http); run without --http")
     if args.verbose == 0:
         logging.getLogger().setLevel(logging.ERROR)  # warnings would tear the live view
-        for noisy in ("mqtt", "hub.mqtt"):
-            logging.getLogger(noisy).setLevel(logging.CRITICAL)  # paho's socket errors on reconnects
+        # paho's socket errors on reconnects, and aiomqtt's never-retrieved "unexpected
+        # disconnection" futures when the embedded amqtt broker closes a session: -v shows them.
+        for noisy in ("mqtt", "hub.mqtt", "asyncio"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
     config = DemoConfig(duration_s=args.duration or None, speed=args.speed, broker=args.broker, db=args.db,
                         seed=args.seed, customers=args.customers, http=args.http)
     live = sys.stdout.isatty() and not args.plain and not args.json

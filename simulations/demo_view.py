@@ -112,9 +112,14 @@ def _ago(now: float, ts: float | None) -> str:
     return f"{m} min ago" if m < 120 else f"{m // 60} h ago"
 
 
-def _value(v: Any) -> str:
+_BOOL_WORDS = {"contact": ("closed", "open"), "occupancy": ("occupied", "clear"), "presence": ("present", "away"),
+               "lock": ("locked", "unlocked")}
+
+
+def _value(v: Any, capability: str = "") -> str:
     if isinstance(v, bool):
-        return "on" if v else "off"
+        yes, no = _BOOL_WORDS.get(capability, ("on", "off"))
+        return yes if v else no
     if isinstance(v, float):
         return f"{v:g}"
     return str(v)
@@ -153,7 +158,7 @@ def _panel(c: CustomerView, now: float) -> Panel:
     rooms = "\n".join(f"{'■' if occ else '□'} {room} @ {edge.split('-', 1)[-1]}: {_ago(now, ts)}"
                       for edge, room, occ, ts in c.rooms) or "-"
     t.add_row("rooms", rooms)
-    recent = "\n".join(f"{_clock(ts)} {device} @ {edge.split('-', 1)[-1]}: {cap}={_value(v)}"
+    recent = "\n".join(f"{_clock(ts)} {device} @ {edge.split('-', 1)[-1]}: {cap}={_value(v, cap)}"
                        for ts, edge, device, cap, v in c.recent) or "-"
     t.add_row("last events", recent)
     t.add_row("anticipation", "\n".join(_anticipation_lines(c)))

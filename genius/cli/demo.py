@@ -84,6 +84,7 @@ def _demo(args: argparse.Namespace) -> int:
 async def _main(config: Any, *, live: bool, every: float, as_json: bool) -> dict[str, Any]:
     from rich.console import Console
     from rich.live import Live
+    from rich.logging import RichHandler
 
     from simulations.demo import run_demo
     from simulations.demo_view import DemoFrame, plain_lines, render_frame
@@ -110,12 +111,19 @@ async def _main(config: Any, *, live: bool, every: float, as_json: bool) -> dict
             say("starting (plain summaries; Ctrl-C or SIGTERM stops)")
             return await run_demo(config, show=plain, stop=stop, say=say)
         console = Console()
-        with Live(console=console, refresh_per_second=4, screen=False, transient=False) as view:
+        root = logging.getLogger()
+        handlers = root.handlers[:]
+        # Log records go through the live console, which prints them above the panels.
+        root.handlers = [RichHandler(console=console, show_path=False, rich_tracebacks=False)]
+        try:
+            with Live(console=console, refresh_per_second=4, screen=False, transient=False) as view:
 
-            def draw(frame: DemoFrame) -> None:
-                view.update(render_frame(frame))
+                def draw(frame: DemoFrame) -> None:
+                    view.update(render_frame(frame))
 
-            return await run_demo(config, show=draw, stop=stop, say=lambda line: view.console.print(line))
+                return await run_demo(config, show=draw, stop=stop, say=lambda line: view.console.print(line))
+        finally:
+            root.handlers = handlers
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

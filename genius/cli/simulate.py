@@ -82,8 +82,12 @@ def _fleet(args: argparse.Namespace) -> int:
     from simulations.fleet_faults import FaultPlan
     from simulations.fleet_report import render_report
 
+    from simulations.brokers import find_mosquitto
+
     if args.customers < 1 or not args.speed > 0 or not args.duration > 0:
         raise ConfigError("--customers, --speed and --for must be positive")
+    if find_mosquitto() is None:
+        raise ConfigError("the fleet runs its own Mosquitto brokers: install Debian's 'mosquitto' (make mosquitto)")
     config = FleetConfig(
         customers=args.customers, speed=args.speed, duration_s=args.duration, seed=args.seed,
         start=args.start.timestamp() if args.start is not None else FLEET_START, hub_broker=args.broker,

@@ -78,11 +78,10 @@ def _utc(text: str) -> datetime:
 
 
 def _fleet(args: argparse.Namespace) -> int:
+    from simulations.brokers import find_mosquitto
     from simulations.fleet import FLEET_START, FleetConfig, run_fleet
     from simulations.fleet_faults import FaultPlan
     from simulations.fleet_report import render_report
-
-    from simulations.brokers import find_mosquitto
 
     if args.customers < 1 or not args.speed > 0 or not args.duration > 0:
         raise ConfigError("--customers, --speed and --for must be positive")

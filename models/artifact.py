@@ -5,7 +5,8 @@
     genius-sim-1.0.0/
         recognition.onnx   features[:, :job block]  → probabilities (n, J + 1), last = idle
         next_job.onnx      features                 → probabilities (n, J)
-        expected_in.onnx   features ⧺ one-hot job   → log1p(seconds) (n, 1)
+        expected_in.onnx   features                 → log_seconds (n, J): log1p(seconds until
+                                                      each job begins, should it be next)
         meta.json          :class:`ArtifactMeta`
 
 Each ONNX file is self-contained (count transform, scaler and MLP in one graph) and carries
@@ -158,7 +159,12 @@ def export(
     heads: dict[str, HeadMeta] = {}
     for head_name in HEADS:
         head = model.heads[head_name]
-        onx = _to_onnx(head.pipeline, head.input_width, classifier=head.calibration is not None)
+        if head_name == "expected_in":
+            onx = _expected_in_onnx(head.pipeline, schema.n_features, len(jobs))
+            width = schema.n_features
+        else:
+            onx = _to_onnx(head.pipeline, head.input_width, classifier=head.calibration is not None)
+            width = head.input_width
         for key, value in (
             ("genius.model", f"{name}@{version}"),
             ("genius.head", head_name),
@@ -170,9 +176,9 @@ def export(
         blob = onx.SerializeToString()
         file = f"{head_name}.onnx"
         _atomic(folder / file, blob)
-        labels = jobs + [IDLE_LABEL] if head_name == "recognition" else jobs if head_name == "next_job" else ["log1p_seconds"]
+        labels = jobs + [IDLE_LABEL] if head_name == "recognition" else jobs
         heads[head_name] = HeadMeta(
-            file=file, input_width=head.input_width, labels=labels, classes=list(head.classes),
+            file=file, input_width=width, labels=labels, classes=list(head.classes),
             calibration=head.calibration.to_dict() if head.calibration is not None else None,
             epochs=head.epochs, validation=head.validation, bytes=len(blob),
         )
@@ -201,6 +207,63 @@ def _to_onnx(pipeline: Any, width: int, *, classifier: bool) -> Any:
     return to_onnx(
         pipeline, initial_types=[("features", FloatTensorType([None, width]))], options=options, target_opset=17
     )
+
+
+def _expected_in_onnx(pipeline: Any, n_features: int, n_jobs: int) -> Any:
+    """The expected-time head as one graph from the feature row to one estimate per job.
+
+    The regressor learnt on rows ``features ⧺ one-hot(job)``. Its first layer is linear, so
+    ``W·[z; e_j] = W_f·z + W_j·e_j``: the feature part is computed once per row and each job
+    adds its own constant vector, instead of running the network on ``J`` copies of the row.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    counts, scaler, mlp = (step for _, step in pipeline.steps)
+    mean = scaler.mean_.astype(np.float64)
+    scale = scaler.scale_.astype(np.float64)
+    w = [c.astype(np.float64) for c in mlp.coefs_]
+    b = [c.astype(np.float64) for c in mlp.intercepts_]
+    f = n_features
+    onehot = (np.eye(n_jobs) - mean[f:]) / scale[f:]  # the scaled one-hot rows, one per job
+    per_job = onehot @ w[0][f:] + b[0]  # (J, H): each job's constant first-layer input
+    mask = np.zeros((1, f), np.bool_)
+    mask[0, : counts.n_counts] = True
+    consts = {
+        "zero": np.array([0.0], np.float32), "one": np.array([1.0], np.float32), "mask": mask,
+        "mean": mean[:f].astype(np.float32), "inv_scale": (1.0 / scale[:f]).astype(np.float32),
+        "w0": w[0][:f].astype(np.float32), "per_job": per_job.astype(np.float32),
+        "axis1": np.array([1], np.int64), "axis2": np.array([2], np.int64),
+    }
+    nodes = [
+        helper.make_node("Max", ["features", "zero"], ["pos"]),
+        helper.make_node("Add", ["pos", "one"], ["pos1"]),
+        helper.make_node("Log", ["pos1"], ["logged"]),
+        helper.make_node("Where", ["mask", "logged", "features"], ["counted"]),
+        helper.make_node("Sub", ["counted", "mean"], ["centred"]),
+        helper.make_node("Mul", ["centred", "inv_scale"], ["z"]),
+        helper.make_node("MatMul", ["z", "w0"], ["shared"]),
+        helper.make_node("Unsqueeze", ["shared", "axis1"], ["shared3"]),
+        helper.make_node("Add", ["shared3", "per_job"], ["a0"]),
+    ]
+    act = {"relu": "Relu", "tanh": "Tanh", "logistic": "Sigmoid", "identity": "Identity"}[mlp.activation]
+    previous = "a0"
+    for layer in range(1, len(w)):
+        nodes.append(helper.make_node(act, [previous], [f"h{layer}"]))
+        consts[f"w{layer}"] = w[layer].astype(np.float32)
+        consts[f"b{layer}"] = b[layer].astype(np.float32)
+        nodes.append(helper.make_node("MatMul", [f"h{layer}", f"w{layer}"], [f"m{layer}"]))
+        nodes.append(helper.make_node("Add", [f"m{layer}", f"b{layer}"], [f"a{layer}"]))
+        previous = f"a{layer}"
+    nodes.append(helper.make_node("Squeeze", [previous, "axis2"], ["log_seconds"]))
+    graph = helper.make_graph(
+        nodes, "expected_in",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, f])],
+        [helper.make_tensor_value_info("log_seconds", TensorProto.FLOAT, [None, n_jobs])],
+        initializer=[numpy_helper.from_array(v, name=k) for k, v in consts.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="genius")
+    model.ir_version = 8
+    return model
 
 
 _registered = False

@@ -3,8 +3,9 @@
 * ``recognition`` — the job going on now: ``features[:, :layout.job]`` (never its own
   output, the job block) → ``J + 1`` probabilities, the last one ``idle``;
 * ``next_job`` — the job that comes next: the whole feature row → ``J`` probabilities;
-* ``expected_in`` — seconds until the next job begins, given which job it is: the feature
-  row with a one-hot job appended (:func:`expected_in_rows`) → ``log1p(seconds)``.
+* ``expected_in`` — seconds until the next job begins, given which job it is: learnt on the
+  feature row with a one-hot job appended (:func:`expected_in_rows`) → ``log1p(seconds)``;
+  exported as one graph from the feature row to ``J`` estimates (``models.artifact``).
 
 Shared by training and inference, so both build inputs the same way; numpy only.
 """

@@ -39,7 +39,6 @@ from devices.errors import ModelError
 from models.artifact import ArtifactMeta, default_artifact, read_meta
 from models.calibration import Calibration
 from models.features import EventWindow, features_at
-from models.heads import expected_in_rows
 from models.schema import FeatureSchema, horizon_label
 
 __all__ = [
@@ -199,11 +198,13 @@ class Anticipator:
         raw = self._spread(self._run("next_job", x), "next_job", self._n_jobs)
         return self._calibration.apply(raw)
 
-    def expected_in(self, features: NDArray[np.float32]) -> NDArray[np.float32]:
-        """``(n, J)`` seconds until each job begins, should it be the next one."""
+    def expected_in(self, features: NDArray[np.float32], jobs: NDArray[np.integer] | None = None) -> NDArray[np.float32]:
+        """``(n, J)`` seconds until each job begins, should it be the next one; with ``jobs``
+        (one index per row) ``(n,)`` for those jobs only."""
         x = _rows(features, self._schema.n_features)
-        (log_s,) = self._sessions["expected_in"].run(None, {"features": expected_in_rows(x, self._n_jobs)})
-        return np.expm1(np.maximum(log_s.reshape(x.shape[0], self._n_jobs), 0.0)).astype(np.float32)
+        (log_s,) = self._sessions["expected_in"].run(None, {"features": x})
+        seconds = np.expm1(np.maximum(log_s, 0.0)).astype(np.float32)
+        return seconds[np.arange(x.shape[0]), np.asarray(jobs, np.intp)] if jobs is not None else seconds
 
     def predict(self, features: NDArray[np.float32]) -> Prediction:
         """All three heads for ``(n, F)`` (or one ``(F,)``) float32 feature rows."""

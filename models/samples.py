@@ -121,6 +121,7 @@ def iter_customer_samples(
     rules: TargetRules = TargetRules(),
     recognise: Recogniser | None = None,
     customers: list[int] | None = None,
+    features: bool = True,
 ) -> Iterator[Samples]:
     """One :class:`Samples` per customer (see :func:`build_samples`)."""
     job_map = np.append(schema.index_of("jobs", dataset.jobs), np.int32(-1))  # -1 (none/idle) stays -1
@@ -148,11 +149,15 @@ def iter_customer_samples(
         if recognise is not None and targets.size:
             job, since_s = _recognised(schema, window, targets, lambda t, x: recognise(index, t, x), rules.tick_s)
             targets = targets._replace(context_job=job, context_since_s=since_s)
-        features = compute_features(
-            schema, window, targets.times,
-            markets=targets.market, jobs=targets.context_job, job_since_s=targets.context_since_s,
+        rows = (
+            compute_features(
+                schema, window, targets.times,
+                markets=targets.market, jobs=targets.context_job, job_since_s=targets.context_since_s,
+            )
+            if features
+            else np.empty((targets.size, 0), np.float32)
         )
-        yield Samples(np.full(targets.size, index, np.int32), targets, features)
+        yield Samples(np.full(targets.size, index, np.int32), targets, rows)
 
 
 def build_samples(
@@ -164,25 +169,28 @@ def build_samples(
     rules: TargetRules = TargetRules(),
     recognise: Recogniser | None = None,
     customers: list[int] | None = None,
+    features: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> Samples:
     """Anticipation points of every customer in ``part`` of the chronological split.
 
     The job inputs (context) are ground truth unless ``recognise`` is given: then they come
     from running it every ``rules.tick_s`` seconds over the preceding day, as a hub would.
+    ``features=False`` skips the feature matrix (``(m, 0)``; targets only).
     ``progress`` is called with the number of customers done.
     """
     parts: list[Samples] = []
     for k, samples in enumerate(
         iter_customer_samples(
-            schema, dataset, part=part, fraction=fraction, rules=rules, recognise=recognise, customers=customers
+            schema, dataset, part=part, fraction=fraction, rules=rules, recognise=recognise, customers=customers,
+            features=features,
         ),
         start=1,
     ):
         parts.append(samples)
         if progress is not None:
             progress(k)
-    return Samples.concat(parts, schema.n_features)
+    return Samples.concat(parts, schema.n_features if features else 0)
 
 
 def _recognised(

@@ -146,9 +146,11 @@ def train(
     config: TrainConfig | None = None,
     seed: int = 0,
     fraction: float | None = None,
+    customers: list[int] | None = None,
     progress: Progress | None = None,
 ) -> TrainedModel:
-    """Train all heads on ``dataset`` (all of it, or the first ``fraction`` of each customer's days).
+    """Train all heads on ``dataset`` (all of it, or the first ``fraction`` of each customer's days;
+    only the ``customers`` given, by index, when given).
 
     The recognition head learns from ground truth. The next-job and expected-time heads see
     the job inputs a hub would give them (``config.context``): by default the recognition
@@ -158,11 +160,16 @@ def train(
     """
     config = config or TrainConfig()
     with threadpool_limits(limits=1):  # tiny matrices: threads only contend (2 shared cores)
-        return _train(dataset, config, seed, fraction, progress)
+        return _train(dataset, config, seed, fraction, customers, progress)
 
 
 def _train(
-    dataset: Dataset, config: TrainConfig, seed: int, fraction: float | None, progress: Progress | None
+    dataset: Dataset,
+    config: TrainConfig,
+    seed: int,
+    fraction: float | None,
+    customers: list[int] | None,
+    progress: Progress | None,
 ) -> TrainedModel:
     schema = schema_for(dataset)
     n_jobs = len(schema.jobs)
@@ -172,20 +179,24 @@ def _train(
     frac = 1.0 if fraction is None else fraction
     started = time.perf_counter()
 
-    def customers_done(task: str) -> Callable[[int], None]:
-        return lambda k: _tick(progress, task, k, len(dataset))
+    n_customers = len(dataset) if customers is None else len(customers)
 
-    truth = build_samples(schema, dataset, part=part, fraction=frac, rules=config.rules, progress=customers_done("features"))
+    def customers_done(task: str) -> Callable[[int], None]:
+        return lambda k: _tick(progress, task, k, n_customers)
+
+    truth = build_samples(
+        schema, dataset, part=part, fraction=frac, rules=config.rules, customers=customers, progress=customers_done("features")
+    )
     known = truth.targets.next_job >= 0
     if int(known.sum()) < 2:
         raise ModelError(f"too few anticipation points to train on ({int(known.sum())})")
-    log.info("%d anticipation points from %d customers in %.1f s", truth.size, len(dataset), time.perf_counter() - started)
+    log.info("%d anticipation points from %d customers in %.1f s", truth.size, n_customers, time.perf_counter() - started)
     heads: dict[HeadName, Head] = {"recognition": _fit_recognition(schema, truth, config, seed, progress)}
 
     samples = truth
     if config.context == "recognised":
         samples = build_samples(
-            schema, dataset, part=part, fraction=frac, rules=config.rules,
+            schema, dataset, part=part, fraction=frac, rules=config.rules, customers=customers,
             recognise=_cross_fitted(schema, dataset, truth, heads["recognition"], frac, config, seed, progress),
             progress=customers_done("contexts"),
         )
@@ -200,7 +211,7 @@ def _train(
     )
     stats = {
         "dataset": dataset.source,
-        "customers": len(dataset),
+        "customers": n_customers,
         "split": "all" if fraction is None else f"first {fraction:g} of each customer's days",
         "points": truth.size,
         "next_job_points": int(known.sum()),

@@ -23,19 +23,18 @@ from models.train import TrainedModel, train
 def test_each_onnx_head_computes_what_the_scikit_learn_pipeline_computes(small_model: TrainedModel, small_artifact: Path, small_dataset: Dataset) -> None:
     samples = build_samples(small_model.schema, small_dataset, part="test", fraction=0.7)
     x = samples.features
-    inputs = {
-        "recognition": np.ascontiguousarray(x[:, : small_model.schema.layout.job]),
-        "next_job": x,
-        "expected_in": expected_in_rows(x, len(small_model.jobs), np.maximum(samples.targets.next_job, 0)),
-    }
+    n_jobs = len(small_model.jobs)
     for name, head in small_model.heads.items():
         session = ort.InferenceSession(str(small_artifact / f"{name}.onnx"), providers=["CPUExecutionProvider"])
         if name == "expected_in":
-            got = session.run(None, {"features": inputs[name]})[0][:, 0]
-            want = head.pipeline.predict(inputs[name])
+            # one graph row -> an estimate per job, equal to the regressor on row + one-hot(job)
+            got = session.run(None, {"features": x})[0]
+            want = head.pipeline.predict(expected_in_rows(x, n_jobs)).reshape(x.shape[0], n_jobs)
         else:
-            got = session.run(["probabilities"], {"features": inputs[name]})[0]
-            want = head.pipeline.predict_proba(inputs[name])
+            inputs = np.ascontiguousarray(x[:, : head.input_width])
+            got = session.run(["probabilities"], {"features": inputs})[0]
+            want = head.pipeline.predict_proba(inputs)
+        assert got.shape == want.shape
         assert np.allclose(got, want, atol=1e-4), name
 
 

@@ -271,7 +271,7 @@ class Outbox:
             batch, self._pending = self._pending, []
             self._room.set()
             try:
-                queued = await self._commit(batch)
+                queued = await self._commit_to_end(batch)
             except sqlite3.Error as exc:
                 self._pending[:0] = batch  # keep order: these came first
                 with contextlib.suppress(sqlite3.Error):
@@ -281,6 +281,28 @@ class Outbox:
         for callback in self.on_commit:
             callback()
         return queued
+
+    async def _commit_to_end(self, batch: list[tuple[float, str, str, Any, str | None]]) -> int:
+        """``_commit``, finished even when the caller is cancelled half-way.
+
+        A commit is all-or-nothing on disk, but ``next_seq`` in memory moves only after it: a
+        cancellation between the two (an agent stopped mid-commit) would reuse seqs on the next
+        commit (UNIQUE constraint) or leave the transaction open. So the commit runs to its end
+        in its own task and the cancellation is honoured afterwards.
+        """
+        commit = asyncio.ensure_future(self._commit(batch))
+        try:
+            return await asyncio.shield(commit)
+        except asyncio.CancelledError:
+            if not commit.done():
+                await asyncio.wait([commit])
+            failed = not commit.cancelled() and commit.exception() is not None
+            if commit.cancelled() or failed:
+                self._pending[:0] = batch  # nothing reached the disk: keep it for the last flush
+                with contextlib.suppress(sqlite3.Error):
+                    if self._db.in_transaction:
+                        await self._db.execute("ROLLBACK")
+            raise
 
     async def _commit(self, batch: list[tuple[float, str, str, Any, str | None]]) -> int:
         db = self._db

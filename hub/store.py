@@ -251,17 +251,18 @@ class Store:
             raise StorageError("store is open read-only")
         async with self._write_lock:
             db = self.db
-            await db.execute("BEGIN IMMEDIATE")
             try:
+                await db.execute("BEGIN IMMEDIATE")
                 yield db
+                await db.commit()
             except BaseException:
-                # A cancellation can land after COMMIT ran in SQLite's thread: then there is
-                # nothing to roll back, and the writer's retry must be idempotent (it is).
-                if db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        await asyncio.shield(db.rollback())
+                # A cancellation can land while BEGIN or COMMIT is queued in SQLite's thread:
+                # settle first (a no-op queued behind them has run once it returns), then roll
+                # back whatever is still open, so the next transaction can BEGIN. If COMMIT
+                # already ran there is nothing to roll back; the writer's retry is idempotent.
+                with contextlib.suppress(sqlite3.Error):
+                    await asyncio.shield(_settle(db))
                 raise
-            await db.commit()
 
     async def write(self, group: WriteGroup) -> None:
         """Write one ingest group atomically; ``StorageError`` if SQLite refuses."""
@@ -494,3 +495,8 @@ async def _write_group(db: aiosqlite.Connection, g: WriteGroup) -> None:
             "INSERT OR REPLACE INTO context_state (customer_key, state, updated) VALUES (?,?,?)", g.context
         )
 
+
+async def _settle(db: aiosqlite.Connection) -> None:
+    await db.execute("SELECT 1")
+    if db.in_transaction:
+        await db.rollback()

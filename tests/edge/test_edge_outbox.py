@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
@@ -191,3 +192,22 @@ async def test_overflow_policy_is_reported_in_the_status(tmp_path: Path, policy:
         status = EdgeStatus.model_validate_json(agent.status("online"))
     assert status.overflow_policy == policy and status.overflow_dropped == 5 and status.backlog == 10
     assert status.oldest_seq == (6 if policy == "drop_oldest" else 1)
+
+
+async def test_a_cancellation_mid_commit_never_reuses_a_seq_or_loses_a_reading(tmp_path: Path) -> None:
+    """An agent stopped while a group commit is in SQLite's thread: memory must still match
+    the disk, so the next commit neither collides on a seq nor drops the interrupted batch."""
+    settings = _settings(tmp_path / "outbox.db")
+    async with Outbox.open(settings) as box:
+        total = 0
+        for delay in (0.0, 0.0005, 0.001, 0.002, 0.005):
+            box.put(_readings(500, start=total))
+            total += 500
+            flushing = asyncio.ensure_future(box.flush())
+            await asyncio.sleep(delay)
+            flushing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flushing
+        await box.flush()  # whatever the cancellations left pending
+        assert box.next_seq == total + 1
+        assert await _seqs(box) == list(range(1, total + 1))

@@ -11,7 +11,9 @@ artifact file sizes, resident memory added by loading the model (in a fresh proc
 the imports), and cold start — process start to first anticipation — with numba's on-disk
 cache warm and cold (a fresh ``NUMBA_CACHE_DIR``).
 
-Targets: p99 < 1 ms, artifact < 5 MB, RSS growth < 100 MB. Writes ``bench/results/inference.json``.
+Targets: p99 < 1 ms, artifact < 5 MB, RSS growth < 100 MB. Latency is reported as wall time
+and as thread CPU time: on 2 cores shared with other work the wall-clock tail is mostly the
+scheduler, the CPU time is the anticipation itself. Writes ``bench/results/inference.json``.
 """
 
 from __future__ import annotations
@@ -52,12 +54,14 @@ from models.inference import Anticipator
 rss_imports = proc.memory_info().rss
 t_imports = time.perf_counter()
 model = Anticipator.load({model!r})
+rss_sessions = proc.memory_info().rss
 window = EventWindow.from_arrays([0.0, 60.0, 90.0], [0, 1, 0], [0, 1, 0], [0, 0, 0], [1.0, 1.0, 0.0])
 model.anticipate(window, 120.0, market=0)
 t_first = time.perf_counter()
 rss_loaded = proc.memory_info().rss
 print(json.dumps({{"imports_s": t_imports - t0, "first_anticipation_s": t_first - t0,
-                  "rss_after_imports_mb": rss_imports / 2**20, "rss_after_load_mb": rss_loaded / 2**20}}))
+                  "rss_after_imports_mb": rss_imports / 2**20, "rss_after_sessions_mb": rss_sessions / 2**20,
+                  "rss_after_load_mb": rss_loaded / 2**20}}))
 """
 
 
@@ -98,6 +102,7 @@ def main() -> None:
     for t in times[:50]:
         model.anticipate(window, float(t), market=0, state=state)
     single = np.empty(args.runs)
+    single_cpu = np.empty(args.runs)
     features_only = np.empty(args.runs)
     from models.features import features_at
 
@@ -105,9 +110,10 @@ def main() -> None:
         started = time.perf_counter()
         features_at(model.schema, window, float(t), market=0)
         features_only[k] = time.perf_counter() - started
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         prediction, x = model.anticipate(window, float(t), market=0, state=state)
         single[k] = time.perf_counter() - started
+        single_cpu[k] = time.thread_time() - cpu
     reasons = np.empty(min(args.runs, 500))
     for k in range(reasons.shape[0]):
         started = time.perf_counter()
@@ -140,6 +146,11 @@ def main() -> None:
             "mean": float(single.mean() * ms),
             "what": "features_at + recognition + recognised job fed back + next-job + expected-time heads",
         },
+        "single_anticipation_cpu_ms": {
+            "p50": float(np.percentile(single_cpu, 50) * ms),
+            "p99": float(np.percentile(single_cpu, 99) * ms),
+            "what": "the same in thread CPU time: the work itself, without preemption by other processes",
+        },
         "features_at_ms": {"p50": float(np.percentile(features_only, 50) * ms), "p99": float(np.percentile(features_only, 99) * ms)},
         "explain_ms": {"p50": float(np.percentile(reasons, 50) * ms), "p99": float(np.percentile(reasons, 99) * ms)},
         "batch": {"rows": args.batch, "rows_per_s": args.batch / batch_s, "what": "all three heads on feature rows"},
@@ -147,8 +158,11 @@ def main() -> None:
         "artifact_total_bytes": sum(sizes.values()),
         "rss": {
             "after_imports_mb": warm["rss_after_imports_mb"],
+            "after_loading_sessions_mb": warm["rss_after_sessions_mb"],
             "after_load_and_first_anticipation_mb": warm["rss_after_load_mb"],
+            "growth_from_sessions_mb": warm["rss_after_sessions_mb"] - warm["rss_after_imports_mb"],
             "growth_from_loading_mb": warm["rss_after_load_mb"] - warm["rss_after_imports_mb"],
+            "what": "growth_from_loading: three sessions plus the first anticipation (numba loads its kernels)",
         },
         "cold_start_s": {
             "numba_cache_warm": warm["process_start_to_first_anticipation_s"],
@@ -159,14 +173,17 @@ def main() -> None:
         "targets": {"p99_ms": TARGET_P99_MS, "artifact_bytes": TARGET_BYTES, "rss_growth_mb": TARGET_RSS_MB},
     }
     result["meets_targets"] = {
-        "p99": result["single_anticipation_ms"]["p99"] < TARGET_P99_MS,
+        "p99_wall": result["single_anticipation_ms"]["p99"] < TARGET_P99_MS,
+        "p99_cpu": result["single_anticipation_cpu_ms"]["p99"] < TARGET_P99_MS,
         "artifact": result["artifact_total_bytes"] < TARGET_BYTES,
         "rss": result["rss"]["growth_from_loading_mb"] < TARGET_RSS_MB,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     s = result["single_anticipation_ms"]
-    print(f"{result['model']}: one anticipation p50 {s['p50']:.3f} ms, p99 {s['p99']:.3f} ms "
+    c = result["single_anticipation_cpu_ms"]
+    print(f"{result['model']}: one anticipation p50 {s['p50']:.3f} ms, p99 {s['p99']:.3f} ms wall "
+          f"(CPU p50 {c['p50']:.3f} ms, p99 {c['p99']:.3f} ms) "
           f"(features_at p50 {result['features_at_ms']['p50']:.3f} ms); explain p50 {result['explain_ms']['p50']:.3f} ms; "
           f"batch {result['batch']['rows_per_s']:,.0f} rows/s; artifact {result['artifact_total_bytes'] / 1024:.0f} KB; "
           f"RSS +{result['rss']['growth_from_loading_mb']:.1f} MB from loading; cold start "

@@ -38,6 +38,11 @@ async def _at_least(e2e: E2E, edge: EdgeRig, n: int) -> bool:
     return await _hub_events(e2e, edge) >= n
 
 
+async def _unacked(edge: EdgeRig) -> bool:
+    report = edge.report()
+    return report is not None and report["events"] > 0
+
+
 async def _paced(edge: EdgeRig, feed: Feed, *, parts: int, pause_s: float) -> None:
     """Publish the feed's stream in ``parts`` bursts ``pause_s`` apart (devices keep talking)."""
     async with device_client(edge.local) as dev:
@@ -93,10 +98,13 @@ async def test_kill_9_of_the_edge_mid_stream_then_restart_delivers_every_committ
     edge = e2e.start_edge(feed.customer_id, feed.edge_id, local=local)
     await _discovered(e2e, edge, feed)
     async with asyncio.TaskGroup() as tg:
-        tg.create_task(_paced(edge, feed, parts=40, pause_s=0.1))
+        tg.create_task(_paced(edge, feed, parts=20, pause_s=0.1))
         await e2e.eventually(
             lambda: _at_least(e2e, edge, feed.events // 4), timeout=30, what="a quarter of the events at the hub"
         )
+        # Kill it while it holds committed events the hub has not acknowledged (an edge that
+        # keeps up acks within milliseconds, so look closely).
+        await e2e.eventually(lambda: _unacked(edge), timeout=20, every=0.002, what="an unacknowledged commit")
         edge.process.kill9()
         at_kill = edge.report()
         assert at_kill is not None

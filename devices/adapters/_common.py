@@ -9,14 +9,17 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ..adapter import MAX_PAYLOAD_BYTES
+from ..adapter import MAX_PAYLOAD_BYTES, decode_json
 from ..capabilities import KIND
 from ..definitions import Expose, to_bool, to_number
 from ..errors import PayloadError
 from ..readings import AdapterResult, Reading
 from ..wire import DeviceProfile
 
-__all__ = ["Converter", "ProfileBook", "check_name", "converter", "empty", "optional_name", "slug", "text_payload"]
+__all__ = [
+    "Converter", "ProfileBook", "check_name", "converter", "empty", "json_object", "optional_name", "slug",
+    "text_payload",
+]
 
 Converter = Callable[[Any], "bool | float | str"]
 
@@ -52,6 +55,14 @@ def text_payload(payload: bytes, *, topic: str, limit: int = 4096) -> str:
         return payload.decode("utf-8").strip()
     except UnicodeDecodeError as exc:
         raise PayloadError(f"not UTF-8 text: {exc}", reason="value", topic=topic) from exc
+
+
+def json_object(payload: bytes, *, topic: str, what: str) -> dict[str, Any]:
+    """A firmware payload that must be one JSON object; ``PayloadError`` otherwise."""
+    data = decode_json(payload, topic=topic)
+    if not isinstance(data, dict):
+        raise PayloadError(f"{what} payload is not a JSON object", reason="schema", topic=topic)
+    return data
 
 
 def converter(expose: Expose) -> Converter:

@@ -22,12 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..adapter import Adapter, AdapterSession, decode_json
+from ..adapter import Adapter, AdapterSession
 from ..definitions import Expose, battery, energy, humidity, illuminance, power, switch, temperature
 from ..errors import PayloadError
 from ..readings import AdapterResult, Availability, Reading
 from ..wire import DeviceProfile
-from ._common import ProfileBook, check_name, empty, text_payload
+from ._common import ProfileBook, check_name, empty, json_object, text_payload
 
 __all__ = ["ADAPTER", "ShellyAdapter"]
 
@@ -87,9 +87,11 @@ class ShellySession(AdapterSession):
         if rest == ["online"]:
             return AdapterResult(availability=[Availability(device, _online(payload, topic))])
         if len(rest) == 2 and rest[0] == "status":
-            readings = self._component(device, rest[1], _object(payload, topic), topic, ts)
+            data = json_object(payload, topic=topic, what="Shelly")
+            readings = self._component(device, rest[1], data, topic, ts)
         elif rest == ["events", "rpc"]:
-            readings = self._rpc(device, _object(payload, topic), topic, ts)
+            data = json_object(payload, topic=topic, what="Shelly")
+            readings = self._rpc(device, data, topic, ts)
         else:
             raise PayloadError("not a Shelly status topic", reason="unknown_device", topic=topic)
         # The id starts with the model: "shellyplus1pm-a8032ab12345".
@@ -131,12 +133,6 @@ class ShellySession(AdapterSession):
                 out.append(Reading(ts, name, expose.capability.value, value, None))
         return out
 
-
-def _object(payload: bytes, topic: str) -> dict[str, Any]:
-    data = decode_json(payload, topic=topic)
-    if not isinstance(data, dict):
-        raise PayloadError("Shelly payload is not a JSON object", reason="schema", topic=topic)
-    return data
 
 
 def _online(payload: bytes, topic: str) -> bool:

@@ -24,12 +24,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..adapter import Adapter, AdapterSession, decode_json
+from ..adapter import Adapter, AdapterSession
 from ..definitions import Expose, energy, humidity, illuminance, power, switch, temperature
 from ..errors import DefinitionError, PayloadError
 from ..readings import AdapterResult, Availability, Reading
 from ..wire import DeviceProfile
-from ._common import ProfileBook, check_name, empty, slug, text_payload
+from ._common import ProfileBook, check_name, empty, json_object, slug, text_payload
 
 __all__ = ["ADAPTER", "TasmotaAdapter"]
 
@@ -95,9 +95,11 @@ class TasmotaSession(AdapterSession):
         check_name(device, topic=topic)
         if prefix == self._tele:
             if command == "SENSOR":
-                result = AdapterResult(readings=self._sensor(device, _object(payload, topic), topic, ts))
+                data = json_object(payload, topic=topic, what="Tasmota")
+                result = AdapterResult(readings=self._sensor(device, data, topic, ts))
             elif command == "STATE":
-                result = AdapterResult(readings=self._relays(device, _object(payload, topic), topic, ts))
+                data = json_object(payload, topic=topic, what="Tasmota")
+                result = AdapterResult(readings=self._relays(device, data, topic, ts))
             elif command == "LWT":
                 return AdapterResult(availability=[Availability(device, _lwt(payload, topic))])
             else:
@@ -107,7 +109,8 @@ class TasmotaSession(AdapterSession):
                 result = AdapterResult(readings=self._relays(device, {command: text_payload(payload, topic=topic)},
                                                              topic, ts))
             elif command == "RESULT":
-                result = AdapterResult(readings=self._relays(device, _object(payload, topic), topic, ts))
+                data = json_object(payload, topic=topic, what="Tasmota")
+                result = AdapterResult(readings=self._relays(device, data, topic, ts))
             else:
                 return empty()
         else:
@@ -176,12 +179,6 @@ def _convert(expose: Expose, raw: Any, where: str, topic: str) -> bool | float |
 def _channel(device: str, n: int) -> str:
     return device if n == 1 else f"{device}_{n}"
 
-
-def _object(payload: bytes, topic: str) -> dict[str, Any]:
-    data = decode_json(payload, topic=topic)
-    if not isinstance(data, dict):
-        raise PayloadError("Tasmota payload is not a JSON object", reason="schema", topic=topic)
-    return data
 
 
 def _lwt(payload: bytes, topic: str) -> bool:

@@ -178,6 +178,8 @@ class EdgeAgent:
         """Customer erasure: drop everything not yet at the hub, open coarse windows included."""
         assert self.outbox is not None
         self.privacy.coarsener.clear()
+        if self.pipeline is not None:
+            self.pipeline.clear_held()  # their payloads are the customer's too
         ts = command.get("ts")
         erased = await self.outbox.purge(ts=float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None)
         log.warning("purge requested by the hub: %d queued events erased", erased)

@@ -3,9 +3,14 @@
 It subscribes to the filters the adapter sessions ask for, adds filters when discovery
 asks for more, and reconnects with jittered, capped backoff. The session is persistent
 (stable client id, ``clean_session=False``) so QoS 1 device messages published while the
-agent restarts are kept by the local broker. When the outbox cannot commit as fast as
-devices publish, the loop waits for room (aiomqtt's bounded queue then fills, and what it
-cannot hold is dead-lettered as ``queue_full``).
+agent restarts are kept by the local broker, and acknowledged only once their outcome is
+committed (``edge.acks``: manual PUBACKs, in order; a redelivery after a crash is
+recognised and not handled twice). So nothing the broker counts as delivered dies with
+the process. When the outbox cannot commit as fast as devices publish, the loop waits for
+room; if aiomqtt's bounded queue still overflows, what it could not hold was not
+acknowledged: the subscriber settles what it has and reconnects, and the broker sends the
+rest again. (With ``local.manual_ack = false`` paho acknowledges on arrival, as before,
+and what the queue cannot hold is dead-lettered as ``queue_full``.)
 
 Local limits come first: a message over ``max_payload_bytes`` (``payload_too_large``) or
 past its topic's token bucket (``rate_limited``; a topic is one device's) is dead-lettered
@@ -19,16 +24,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 
+from .acks import LocalAcks
 from .backoff import Backoff
 from .deadletters import DeadLetters
 from .mqtt import NODELAY, counting_queue, payload_bytes, raise_if_cancelled
 from .pipeline import Pipeline
 from .settings import BrokerSettings, LocalSettings
 
-__all__ = ["DeviceRateLimiter", "LocalSubscriber"]
+__all__ = ["DeviceRateLimiter", "LocalOverflow", "LocalSubscriber"]
 
 log = logging.getLogger(__name__)
 _SUBSCRIBE_CHUNK = 100
@@ -64,6 +72,47 @@ class DeviceRateLimiter:
         return False
 
 
+class LocalOverflow(aiomqtt.MqttError):
+    """aiomqtt's queue could not hold a delivery (not acknowledged): reconnect so it comes again."""
+
+
+class _Delivery(aiomqtt.Message):
+    """aiomqtt's message plus the DUP flag paho read (aiomqtt leaves it out)."""
+
+    dup = False
+
+
+class _GuardedQueue(asyncio.Queue[aiomqtt.Message]):
+    """aiomqtt's incoming queue, bounded, remembering that it refused a message."""
+
+    overflowed = False
+
+    def put_nowait(self, item: aiomqtt.Message) -> None:
+        if self.full():
+            self.overflowed = True
+            return
+        super().put_nowait(item)
+
+
+def _manual_acks(client: aiomqtt.Client) -> Any:
+    """Switch ``client``'s paho client to manual PUBACKs and keep the DUP flag; the paho client.
+
+    aiomqtt 2.5 has no option for either: its ``_on_message`` only converts and enqueues, so
+    ours does the same with the flag (checked against aiomqtt 2.5.1, as ``hub.ingest`` is).
+    """
+    paho = client._client  # noqa: SLF001
+    queue = client._queue  # noqa: SLF001
+    paho.manual_ack_set(True)
+
+    def on_message(_paho: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        delivery = _Delivery._from_paho_message(message)  # noqa: SLF001
+        delivery.dup = bool(message.dup)
+        queue.put_nowait(delivery)
+
+    paho.on_message = on_message
+    return paho
+
+
 class LocalSubscriber:
     """Feeds local broker messages to a ``Pipeline`` until cancelled."""
 
@@ -89,23 +138,37 @@ class LocalSubscriber:
         self._filters: list[str] = []
         self._monotonic = monotonic
         self.rates = DeviceRateLimiter(rate=settings.device_messages_per_s, burst=settings.device_burst)
+        self.acks: LocalAcks | None = None
+        if settings.manual_ack:
+            self.acks = LocalAcks(pipeline.outbox, commit_after=settings.commit_unacked,
+                                  max_unacked=settings.max_unacked)
 
     async def run(self) -> None:
         backoff = Backoff(initial=self.settings.backoff_initial_s, cap=self.settings.backoff_max_s)
         while True:
             try:
-                async with aiomqtt.Client(
+                client = aiomqtt.Client(
                     **self.broker.client_kwargs(),
                     identifier=self.client_id,
                     clean_session=False,
-                    queue_type=counting_queue(self.dead_letters, source="local"),
+                    queue_type=_GuardedQueue if self.acks is not None else counting_queue(
+                        self.dead_letters, source="local"),
                     max_queued_incoming_messages=self.settings.max_queued_messages,
                     socket_options=NODELAY,
-                ) as client:
+                )
+                paho = _manual_acks(client) if self.acks is not None else None
+                async with client:
                     self.connects += 1
                     backoff.reset()
                     log.info("connected to local broker %s", self.broker.url)
-                    await self._consume(client)
+                    if self.acks is None:
+                        await self._consume(client)
+                    else:
+                        self.acks.connected(paho)
+                        try:
+                            await self._consume(client)
+                        finally:
+                            self.acks.disconnected()
             except aiomqtt.MqttError as exc:
                 log.warning("local broker %s: %s; reconnecting", self.broker.url, exc)
             finally:
@@ -128,11 +191,16 @@ class LocalSubscriber:
         # its queue only grew until it overflowed (bench/edge_ingest.py). Each turn therefore
         # also takes what is already queued, up to _BURST, before the loop reads again.
         queue: asyncio.Queue[aiomqtt.Message] = client._queue  # noqa: SLF001 (as hub.ingest does)
+        acks = self.acks
         async for first in client.messages:
             message = first
             for _ in range(_BURST):
                 topic, payload = str(message.topic), payload_bytes(message.payload)
-                if admit(topic, payload):
+                # A DUP message whose key is known was handled before a crash or a lost link:
+                # it only needs its PUBACK. Anything else is handled.
+                again = acks is not None and message.qos > 0 and acks.seen(
+                    message.mid, topic, payload, dup=getattr(message, "dup", False))
+                if not again and admit(topic, payload):
                     changes = handle(topic, payload, ts=clock())
                     if changes.subscribe:
                         await self._subscribe(client, changes.subscribe)
@@ -142,10 +210,20 @@ class LocalSubscriber:
                         raise_if_cancelled()
                     if outbox.full:
                         await outbox.wait_room()
+                if acks is not None:
+                    acks.owe(message.mid, message.qos)
+                    if acks.unacked >= acks.max_unacked:
+                        await acks.wait_room()
                 try:
                     message = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     break
+            if acks is not None and queue.empty() and getattr(queue, "overflowed", False):
+                # aiomqtt could not hold a delivery and it was not acknowledged: acknowledge what
+                # was handled on this connection (so each round makes progress), then reconnect
+                # and the broker sends the rest again.
+                await acks.settle()
+                raise LocalOverflow("local incoming queue overflowed; reconnecting for redelivery")
 
     def admit(self, topic: str, payload: bytes) -> bool:
         """Whether a local message is within the limits; dead-letters it (with why) if not."""

@@ -13,6 +13,12 @@ Contract:
 * Rows leave only by ``ack`` (the hub committed everything up to a seq), by ``purge``
   (customer erasure) or by overflow. Rows on disk are therefore always the contiguous range
   ``first_seq .. next_seq - 1``.
+* What the local subscriber needs to acknowledge device messages only once they are safe
+  (``edge.acks``) rides in the same transactions: each ``flush`` closes an ``epoch``, and
+  ``durable_epoch`` says which is committed; the keys of recently received messages
+  (``note_received``, table ``received``) let a redelivery after a crash be recognised;
+  and messages held while discovery comes back (``track_held``, table ``held``) are kept
+  on disk exactly as the pipeline holds them, so they are not lost with the process.
 * Bounded disk: at most ``max_events`` rows. ``drop_oldest`` deletes the oldest rows (the
   hub sees a gap), ``drop_newest`` refuses new readings (they get no seq); both are counted
   in ``overflow_dropped``, persisted, and logged.
@@ -29,7 +35,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -43,7 +49,7 @@ from .backoff import Backoff
 from .deadletters import DEAD_LETTERS_SCHEMA, DeadLetters
 from .settings import Overflow, OutboxSettings
 
-__all__ = ["Outbox", "Row"]
+__all__ = ["HeldMessage", "Outbox", "Row"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +67,11 @@ CREATE TABLE IF NOT EXISTS events (
     value NOT NULL,
     room INTEGER
 );
+CREATE TABLE IF NOT EXISTS received (id INTEGER PRIMARY KEY, key INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS held (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL, ts REAL NOT NULL);
 """ + DEAD_LETTERS_SCHEMA
+
+HeldMessage = tuple[str, bytes, float]  # (topic, payload, ts) of a local message waiting for discovery
 
 
 class Outbox:
@@ -79,6 +89,7 @@ class Outbox:
         max_pending: int,
         dead_letters: DeadLetters,
         monotonic: Callable[[], float] = time.monotonic,
+        received_rows: int = 10_000,
     ) -> None:
         self._db = db
         self.path = path
@@ -104,7 +115,18 @@ class Outbox:
         self._ids: dict[str, int] = {}
         self.on_commit: list[Callable[[], None]] = []  # called after every commit (uplink wakes)
         self.on_overflow: list[Callable[[int], None]] = []  # called with the count just dropped
+        self.on_durable: list[Callable[[], None]] = []  # called after every flush, committed or empty
         self.commits = 0
+        # Epochs: what was put (or noted) while ``epoch`` was E is on disk once durable_epoch >= E.
+        self.epoch = 1
+        self.durable_epoch = 0
+        self._urgent = False
+        self.received_rows = received_rows
+        self.received_loaded: list[int] = []  # keys on disk at open, oldest first
+        self._received: list[int] = []
+        self.held_loaded: list[HeldMessage] = []  # held messages on disk at open
+        self._held_source: Callable[[], Sequence[HeldMessage]] | None = None
+        self._held_dirty = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -168,6 +190,10 @@ class Outbox:
             self.first_seq = int(lo) if lo is not None else self.next_seq
             for name_id, name in await self._db.execute_fetchall("SELECT id, name FROM names ORDER BY id"):
                 self._intern_loaded(int(name_id), str(name))
+            rows = await self._db.execute_fetchall("SELECT key FROM received ORDER BY id")
+            self.received_loaded = [int(k) for (k,) in rows]
+            rows = await self._db.execute_fetchall("SELECT topic, payload, ts FROM held ORDER BY id")
+            self.held_loaded = [(str(t), bytes(p), float(ts)) for t, p, ts in rows]
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open outbox {self.path}: {exc}") from exc
         log.info(
@@ -237,6 +263,28 @@ class Outbox:
             self._first_pending_at = self._monotonic()
         self._wake.set()
 
+    def commit_soon(self) -> None:
+        """Ask for a commit now, without waiting for ``commit_interval_s`` or ``commit_max``.
+
+        The local subscriber asks when enough device messages wait for their PUBACK: the
+        broker sends only so many unacknowledged, so waiting for more would only wait.
+        """
+        self._urgent = True
+        self.kick()
+
+    def note_received(self, key: int) -> None:
+        """Record a received message's key in the next commit (``received_loaded`` after a restart)."""
+        self._received.append(key)
+
+    def track_held(self, source: Callable[[], Sequence[HeldMessage]]) -> None:
+        """``source()`` is the list of held messages; ``held_changed`` says it changed."""
+        self._held_source = source
+
+    def held_changed(self) -> None:
+        """The held messages changed: the next commit writes them as they are then."""
+        self._held_dirty = True
+        self.kick()
+
     async def run(self) -> None:
         """Group-commit loop; runs until cancelled, then commits what is left (bounded in time)."""
         retry = Backoff(initial=0.5, cap=30.0)
@@ -245,7 +293,7 @@ class Outbox:
                 await self._wake.wait()
                 self._wake.clear()
                 delay = self._first_pending_at + self.commit_interval_s - self._monotonic()
-                if len(self._pending) < self.commit_max and delay > 0:
+                if len(self._pending) < self.commit_max and delay > 0 and not self._urgent:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(delay):
                             await self._wake.wait()
@@ -264,25 +312,58 @@ class Outbox:
                     await self.flush()
 
     async def flush(self) -> int:
-        """Commit every pending reading (and dead letter) now; the number of events queued."""
+        """Commit every pending reading (and dead letter) now; the number of events queued.
+
+        Closes the current ``epoch``: once this returns, ``durable_epoch`` covers it.
+        """
         async with self._lock:
-            if not self._pending and not self.dead_letters.pending and not self.dead_letters.unbuffered:
-                return 0
-            batch, self._pending = self._pending, []
-            self._room.set()
-            try:
-                queued = await self._commit_to_end(batch)
-            except sqlite3.Error as exc:
-                self._pending[:0] = batch  # keep order: these came first
-                with contextlib.suppress(sqlite3.Error):
-                    await self._db.execute("ROLLBACK")
-                await self._reload_names()
-                raise StorageError(f"outbox commit failed: {exc}") from exc
-        for callback in self.on_commit:
+            epoch = self.epoch
+            self.epoch += 1
+            self._urgent = False
+            held_dirty = self._held_dirty and self._held_source is not None
+            if (not self._pending and not self.dead_letters.pending and not self.dead_letters.unbuffered
+                    and not self._received and not held_dirty):
+                self.durable_epoch = epoch  # nothing of this epoch needed the disk
+                committed = False
+                queued = 0
+            else:
+                batch, self._pending = self._pending, []
+                received, self._received = self._received, []
+                held = list(self._held_source()) if held_dirty and self._held_source is not None else None
+                self._held_dirty = False
+                self._room.set()
+                try:
+                    queued = await self._commit_to_end(batch, received, held, epoch)
+                except sqlite3.Error as exc:
+                    self._restore(batch, received, held)
+                    with contextlib.suppress(sqlite3.Error):
+                        await self._db.execute("ROLLBACK")
+                    await self._reload_names()
+                    raise StorageError(f"outbox commit failed: {exc}") from exc
+                committed = True
+        if committed:
+            for callback in self.on_commit:
+                callback()
+        for callback in self.on_durable:
             callback()
         return queued
 
-    async def _commit_to_end(self, batch: list[tuple[float, str, str, Any, str | None]]) -> int:
+    def _restore(
+        self, batch: list[tuple[float, str, str, Any, str | None]], received: list[int], held: list[HeldMessage] | None
+    ) -> None:
+        """A commit did not reach the disk: what it carried is pending again, first."""
+        self._pending[:0] = batch  # keep order: these came first
+        self._received[:0] = received
+        if held is not None:
+            self._held_dirty = True
+
+    async def _commit_to_end(
+        self,
+        batch: list[tuple[float, str, str, Any, str | None]],
+        received: list[int],
+        held: list[HeldMessage] | None,
+        epoch: int,
+    ) -> int:
         """``_commit``, finished even when the caller is cancelled half-way.
 
         A commit is all-or-nothing on disk, but ``next_seq`` in memory moves only after it: a
@@ -290,7 +371,7 @@ class Outbox:
         commit (UNIQUE constraint) or leave the transaction open. So the commit runs to its end
         in its own task and the cancellation is honoured afterwards.
         """
-        commit = asyncio.ensure_future(self._commit(batch))
+        commit = asyncio.ensure_future(self._commit(batch, received, held, epoch))
         try:
             return await asyncio.shield(commit)
         except asyncio.CancelledError:
@@ -298,13 +379,19 @@ class Outbox:
                 await asyncio.wait([commit])
             failed = not commit.cancelled() and commit.exception() is not None
             if commit.cancelled() or failed:
-                self._pending[:0] = batch  # nothing reached the disk: keep it for the last flush
+                self._restore(batch, received, held)  # nothing reached the disk: keep it for the last flush
                 with contextlib.suppress(sqlite3.Error):
                     if self._db.in_transaction:
                         await self._db.execute("ROLLBACK")
             raise
 
-    async def _commit(self, batch: list[tuple[float, str, str, Any, str | None]]) -> int:
+    async def _commit(
+        self,
+        batch: list[tuple[float, str, str, Any, str | None]],
+        received: list[int],
+        held: list[HeldMessage] | None,
+        epoch: int,
+    ) -> int:
         db = self._db
         n = len(batch)
         count = self.count
@@ -339,6 +426,14 @@ class Outbox:
             await db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
         dropped = drop_old + skip_new + drop_new
         await self.dead_letters.write(db)
+        if received:
+            await db.executemany("INSERT INTO received (key) VALUES (?)", [(k,) for k in received])
+            await db.execute("DELETE FROM received WHERE id <= (SELECT max(id) FROM received) - ?",
+                             (self.received_rows,))
+        if held is not None:
+            await db.execute("DELETE FROM held")
+            if held:
+                await db.executemany("INSERT INTO held (topic, payload, ts) VALUES (?, ?, ?)", held)
         await db.executemany(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
             [
@@ -349,6 +444,7 @@ class Outbox:
         )
         await db.execute("COMMIT")
         self.commits += 1
+        self.durable_epoch = epoch
         self.next_seq = seq0 + n
         # Rows stay contiguous: overflow only ever removes a prefix.
         self.first_seq = seq0 + skip_new if skip_new else self.first_seq + drop_old

@@ -22,7 +22,7 @@ from devices.readings import AdapterResult, Reading
 
 from .deadletters import DeadLetters
 from .inventory import Inventory
-from .outbox import Outbox
+from .outbox import HeldMessage, Outbox
 from .privacy import PrivacyFilter
 from .settings import DeviceSettings
 
@@ -104,8 +104,12 @@ class Pipeline:
         self._routes: dict[str, AdapterSession | None] = {}
         self._valid_names: set[str] = set()
         self._out: list[Reading] = []
-        self._hold_until = float("-inf")
-        self._held: list[tuple[str, bytes, float]] = []
+        # Held messages live on disk too (the outbox writes them with its next commit), so the
+        # local subscriber may acknowledge them: what an earlier run held is held again until
+        # the first connection's discovery grace is over.
+        self._held: list[HeldMessage] = list(outbox.held_loaded)
+        self._hold_until = float("inf") if self._held else float("-inf")
+        outbox.track_held(lambda: self._held)
 
     def subscriptions(self) -> list[str]:
         """Every topic filter the sessions want now, without duplicates, in order."""
@@ -132,6 +136,7 @@ class Pipeline:
         if session is None:
             if ts < self._hold_until and len(self._held) < MAX_HELD:
                 self._held.append((topic, payload, ts))
+                self.outbox.held_changed()
             else:
                 self._reject("unrouted", topic, payload, "no adapter session matches this topic")
             return _NO_CHANGES
@@ -147,7 +152,9 @@ class Pipeline:
         connects, before the retained discovery documents that its subscriptions bring back;
         and some sessions learn the topics they own only from those (Home Assistant state
         topics). Held messages are handled once discovery claims their topic; what is still
-        unrouted at ``until`` (``tick``) or on ``drain`` is dead-lettered as ``unrouted``.
+        unrouted at ``until`` (``tick``) is dead-lettered as ``unrouted``. The outbox keeps
+        the held messages on disk as they are at each commit, so a stop or a crash keeps them
+        for the next run (held again until its first grace is over).
         """
         self._hold_until = until
 
@@ -178,6 +185,7 @@ class Pipeline:
         while again and self._held:  # a released message may be discovery that claims more
             again = False
             held, self._held = self._held, []
+            self.outbox.held_changed()
             for topic, payload, ts in held:
                 session = self.route(topic)
                 if session is None:
@@ -192,6 +200,8 @@ class Pipeline:
 
     def _reject_held(self) -> None:
         held, self._held = self._held, []
+        if held:
+            self.outbox.held_changed()
         for topic, payload, _ in held:
             self._reject("unrouted", topic, payload, "no adapter session claimed this topic after reconnecting")
 
@@ -226,9 +236,15 @@ class Pipeline:
             self.outbox.put(out)
         return len(out)
 
+    def clear_held(self) -> int:
+        """Forget the held messages (customer erasure); how many."""
+        n = len(self._held)
+        self._held = []
+        self.outbox.held_changed()
+        return n
+
     def drain(self) -> int:
-        """Queue every open coarse window now, dead-letter what is held (shutdown)."""
-        self._reject_held()
+        """Queue every open coarse window now (shutdown); held messages stay held, on disk."""
         out: list[Reading] = []
         self.privacy.drain(out)
         if out:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+
+import aiomqtt
 
 from edge_testkit import FakeHub, background, devices, hub_broker  # noqa: F401 (fixture)
 from simulations.brokers import Mosquitto
@@ -106,6 +110,79 @@ async def test_kill_9_mid_stream_then_restart_delivers_every_committed_event(
     assert hub.seqs == set(range(1, n + 1)), "every committed seq arrived, none missing"
     assert n >= killed_at + 2 * 400  # what the restarted edge received was queued too
     assert hub.statuses[-1]["state"] == "offline"
+
+
+def _power_values(outbox: Path) -> Counter[float]:
+    if not outbox.exists():
+        return Counter()
+    db = sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT e.value FROM events e JOIN names n ON n.id = e.capability WHERE n.name = 'power'"
+        ).fetchall()
+    except sqlite3.OperationalError:  # not created yet
+        rows = []
+    finally:
+        db.close()
+    return Counter(float(v) for (v,) in rows)
+
+
+async def test_kill_9_at_random_moments_stores_every_device_message_exactly_once(
+    mosquitto: Mosquitto, hub_broker: Mosquitto, prefix: str, tmp_path: Path
+) -> None:
+    """kill -9 three times while devices publish: nothing the edge received is lost (it was not
+    acknowledged before its commit) and nothing is stored twice (a redelivery of what was
+    committed carries DUP and a known key), while a payload sent twice is stored twice."""
+    outbox = tmp_path / "outbox.db"
+    config = _config(tmp_path / "edge.toml", customer=prefix, broker=mosquitto, hub=hub_broker, outbox=outbox)
+    args = [str(HERE / "edge_process.py"), str(config), prefix]
+    log = tmp_path / "edge.log"
+    expected: Counter[float] = Counter()
+    rng = random.Random(5)
+    probes = Counter({-1.0: 10**9})  # subtracting drops the probes, however many were stored
+
+    async def publish() -> None:
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as client:
+            for i in range(3000):
+                for _ in range(2 if i % 30 == 0 else 1):
+                    await client.publish(f"{prefix}/d{i % 5}/state", json.dumps({"p": i}).encode(), qos=1)
+                    expected[float(i)] += 1
+                if i % 10 == 0:
+                    await asyncio.sleep(0.005)
+
+    async with asyncio.timeout(90), asyncio.TaskGroup() as tg:
+        async with _process(args, log) as first:  # subscribed (a probe is stored) before the devices start
+            async with asyncio.timeout(20), aiomqtt.Client(mosquitto.host, mosquitto.port) as probe:
+                while not _power_values(outbox) and first.poll() is None:
+                    await probe.publish(f"{prefix}/probe/state", b'{"p": -1}', qos=1)
+                    await asyncio.sleep(0.2)
+            feed = tg.create_task(publish())
+            await asyncio.sleep(rng.uniform(0.2, 0.6))
+            first.send_signal(signal.SIGKILL)
+            assert await _wait_exit(first, 10) == -signal.SIGKILL
+        for _ in range(2):
+            async with _process(args, log) as again:
+                seen = sum(_power_values(outbox).values())
+                async with asyncio.timeout(20):  # up and committing again
+                    while sum(_power_values(outbox).values()) == seen and not feed.done():
+                        await asyncio.sleep(0.02)
+                await asyncio.sleep(rng.uniform(0.05, 0.5))
+                again.send_signal(signal.SIGKILL)
+                assert await _wait_exit(again, 10) == -signal.SIGKILL
+        async with _process(args, log) as last:
+            await feed
+            for _ in range(300):  # bounded: a lost message would otherwise wait forever
+                if _power_values(outbox) - probes == expected:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)  # anything stored twice would arrive now
+            last.send_signal(signal.SIGTERM)
+            assert await _wait_exit(last, 15) == 0
+    stored = _power_values(outbox)
+    del stored[-1.0]
+    assert stored == expected, (
+        f"lost {sum((expected - stored).values())}, stored twice {sum((stored - expected).values())}"
+    )
 
 
 async def test_cli_edge_run_publishes_online_then_offline_on_sigterm_and_status_reads_the_outbox(

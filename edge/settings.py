@@ -28,21 +28,17 @@ Precedence, highest first: values passed to ``EdgeSettings.load`` (the CLI's fla
 
 from __future__ import annotations
 
-import contextvars
-import os
 import ssl
 import tomllib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from devices.capabilities import KIND
 from devices.errors import ConfigError
+from devices.settings_toml import SECTION, TomlSettings, config_path, settings_config
 from devices.wire import ID_PATTERN
 
 __all__ = [
@@ -71,8 +67,6 @@ Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f
 # 7 days offline at 5 events/s; about 95 MB of outbox at ~32 bytes per row.
 SEVEN_DAYS_AT_5_PER_S = 7 * 86_400 * 5
 
-_FROZEN = ConfigDict(extra="forbid", frozen=True)
-
 
 class BrokerSettings(BaseModel):
     """An MQTT broker: ``mqtt[s]://[user[:password]@]host[:port]``, or the parts as a table.
@@ -83,7 +77,7 @@ class BrokerSettings(BaseModel):
     init-certs``) or, without it, the system's CAs.
     """
 
-    model_config = _FROZEN
+    model_config = SECTION
     url: str
     username: str | None = None
     password: SecretStr | None = None
@@ -147,7 +141,7 @@ class DeviceSettings(BaseModel):
     ``"*"`` covers the device's other capabilities.
     """
 
-    model_config = _FROZEN
+    model_config = SECTION
     room: Name | None = None
     privacy: Policy | dict[str, Policy] | None = None
 
@@ -184,7 +178,7 @@ class PrivacySettings(BaseModel):
     text reduced to ``allowed_text`` or ``"activity"``.
     """
 
-    model_config = _FROZEN
+    model_config = SECTION
     default: Policy = "share"
     capabilities: dict[str, Policy] = Field(default_factory=dict)
     window_s: float = Field(60.0, gt=0, le=86_400)
@@ -211,7 +205,7 @@ class PrivacySettings(BaseModel):
 class OutboxSettings(BaseModel):
     """The SQLite store-and-forward queue."""
 
-    model_config = _FROZEN
+    model_config = SECTION
     path: Path
     max_events: int = Field(SEVEN_DAYS_AT_5_PER_S, ge=1)
     overflow: Overflow = "drop_oldest"
@@ -227,7 +221,7 @@ class SigningSettings(BaseModel):
     In TOML: ``[uplink.signing]`` with ``key_id = "…"`` and ``key = "<64 hex>"``.
     """
 
-    model_config = _FROZEN
+    model_config = SECTION
     key_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     key: SecretStr
 
@@ -247,7 +241,7 @@ class SigningSettings(BaseModel):
 class UplinkSettings(BaseModel):
     """Store-and-forward to the hub: batching, in-flight window, resend and reconnect."""
 
-    model_config = _FROZEN
+    model_config = SECTION
     # Sign every batch (HMAC-SHA256, devices.signing); a hub that holds this edge's key
     # refuses its unsigned batches.
     signing: SigningSettings | None = None
@@ -269,7 +263,7 @@ class UplinkSettings(BaseModel):
 class HomeSettings(BaseModel):
     """Anticipations as Home Assistant entities on the local broker, and feedback (``edge.home``)."""
 
-    model_config = _FROZEN
+    model_config = SECTION
     enabled: bool = True
     discovery_prefix: str = Field("homeassistant", pattern=r"^[A-Za-z0-9_/-]{1,64}$")
     # Local topics of the entities' state, attributes, availability and feedback command;
@@ -285,7 +279,7 @@ class HomeSettings(BaseModel):
 class LocalSettings(BaseModel):
     """The subscriber on the home's own broker."""
 
-    model_config = _FROZEN
+    model_config = SECTION
     max_queued_messages: int = Field(20_000, ge=1)
     backoff_initial_s: float = Field(0.5, gt=0)
     backoff_max_s: float = Field(30.0, gt=0)
@@ -305,18 +299,10 @@ class LocalSettings(BaseModel):
     max_unacked: int = Field(2_000, ge=1)
 
 
-_CONFIG_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("edge_config_file", default=None)
-
-
-class EdgeSettings(BaseSettings):
+class EdgeSettings(TomlSettings):
     """Everything one edge process needs. Load once with ``EdgeSettings.load`` and pass down."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="GENIUS_EDGE_",
-        env_nested_delimiter="__",
-        extra="forbid",
-        frozen=True,
-    )
+    model_config = settings_config("GENIUS_EDGE_")
 
     customer: Identifier
     edge: Identifier
@@ -345,21 +331,6 @@ class EdgeSettings(BaseSettings):
         return f"genius-edge-{self.customer}-{self.edge}"
 
     @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config = _CONFIG_FILE.get()
-        if config is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
-        return tuple(sources)
-
-    @classmethod
     def load(cls, config: Path | str | None = None, /, **values: Any) -> EdgeSettings:
         """Settings from ``values`` > env > TOML ``config`` (or ``$GENIUS_EDGE_CONFIG``) > defaults.
 
@@ -367,28 +338,16 @@ class EdgeSettings(BaseSettings):
         TOML. Nested values merge (``outbox={"path": p}`` keeps ``[outbox] max_events``).
         Raises ``ConfigError`` for a missing or malformed file and for invalid settings.
         """
-        if config is None and os.environ.get("GENIUS_EDGE_CONFIG"):
-            config = os.environ["GENIUS_EDGE_CONFIG"]
-        path = Path(config) if config is not None else None
+        path = config_path(config, "GENIUS_EDGE_CONFIG")
         if path is not None:
             _check_toml(path)
         given = {k: v for k, v in values.items() if v is not None}
-        with _config_file(path):
-            try:
-                return cls(**given)
-            except ValidationError as exc:
-                raise ConfigError(_describe(exc)) from exc
-            except ValueError as exc:  # pydantic-settings' SettingsError for undecodable env values
-                raise ConfigError(str(exc)) from exc
-
-
-@contextmanager
-def _config_file(path: Path | None) -> Iterator[None]:
-    token = _CONFIG_FILE.set(path)
-    try:
-        yield
-    finally:
-        _CONFIG_FILE.reset(token)
+        try:
+            return cls.from_sources(path, **given)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from exc
+        except ValueError as exc:  # pydantic-settings' SettingsError for undecodable env values
+            raise ConfigError(str(exc)) from exc
 
 
 def _check_toml(path: Path) -> None:

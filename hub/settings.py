@@ -8,37 +8,25 @@ back to a default.
 
 from __future__ import annotations
 
-import contextvars
-import os
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 
 from devices.errors import ConfigError
+from devices.settings_toml import SECTION, TomlSettings, config_path, settings_config
 
 from .http.settings import HttpSettings
 from .security.settings import LimitsSettings, SecuritySettings
 
 __all__ = ["AnticipationSettings", "BrokerSettings", "ContextSettings", "HubSettings", "IngestSettings", "StoreSettings"]
 
-_SECTION = ConfigDict(extra="forbid", frozen=True)
-# The TOML path is chosen at run time (``--config``), but pydantic-settings picks sources on
-# the class; a context variable carries the path into ``settings_customise_sources``.
-_TOML_PATH: contextvars.ContextVar[Path | None] = contextvars.ContextVar("genius_hub_toml", default=None)
-
 
 class BrokerSettings(BaseModel):
     """The hub's MQTT broker and the hub's persistent session on it."""
 
-    model_config = _SECTION
+    model_config = SECTION
     url: str = "mqtt://127.0.0.1:1883"
     # Fixed client id + clean_session=False: the broker keeps QoS 1 messages for the hub
     # while it is down. Two hubs must never share one id.
@@ -71,7 +59,7 @@ class BrokerSettings(BaseModel):
 
 
 class StoreSettings(BaseModel):
-    model_config = _SECTION
+    model_config = SECTION
     path: Path = Path("genius-hub.db")
     busy_timeout_s: float = Field(10.0, gt=0)
 
@@ -79,7 +67,7 @@ class StoreSettings(BaseModel):
 class IngestSettings(BaseModel):
     """Group commit, backpressure and acknowledgement."""
 
-    model_config = _SECTION
+    model_config = SECTION
     # Messages waiting between the MQTT receiver and the writer (backpressure point).
     queue_messages: int = Field(256, ge=1)
     # One transaction takes what is already waiting, up to this many events or this long.
@@ -101,7 +89,7 @@ class IngestSettings(BaseModel):
 class ContextSettings(BaseModel):
     """How the digital context reads occupancy and home/away (see ``hub.context``)."""
 
-    model_config = _SECTION
+    model_config = SECTION
     occupancy_window_s: float = Field(300.0, ge=0)
     away_after_s: float = Field(1800.0, gt=0)
     door_keywords: tuple[str, ...] = ("door", "entrance", "entry", "hall")
@@ -110,7 +98,7 @@ class ContextSettings(BaseModel):
 class AnticipationSettings(BaseModel):
     """The anticipation service (``hub.anticipation``): model, when to anticipate, markets."""
 
-    model_config = _SECTION
+    model_config = SECTION
     enabled: bool = True
     # None: the artifact shipped in models/artifacts/ (skipped with a warning while none is
     # shipped); a path that is given must load, and any schema mismatch stops the hub.
@@ -136,13 +124,8 @@ class AnticipationSettings(BaseModel):
     feedback_poll_s: float = Field(1.0, gt=0)
 
 
-class HubSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="GENIUS_HUB_",
-        env_nested_delimiter="__",
-        extra="forbid",
-        frozen=True,
-    )
+class HubSettings(TomlSettings):
+    model_config = settings_config("GENIUS_HUB_")
 
     broker: BrokerSettings = BrokerSettings()
     store: StoreSettings = StoreSettings()
@@ -157,21 +140,6 @@ class HubSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = _TOML_PATH.get()
-        if path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
-        return tuple(sources)
-
-    @classmethod
     def load(cls, config: Path | str | None = None, **overrides: Any) -> HubSettings:
         """Settings from ``overrides`` > env > ``config`` TOML (or ``$GENIUS_HUB_CONFIG``) > defaults.
 
@@ -179,17 +147,12 @@ class HubSettings(BaseSettings):
         the other sources. Raises ``ConfigError`` for a missing
         file, bad TOML or an invalid/unknown setting.
         """
-        if config is None and os.environ.get("GENIUS_HUB_CONFIG"):
-            config = os.environ["GENIUS_HUB_CONFIG"]
-        path = Path(config) if config is not None else None
+        path = config_path(config, "GENIUS_HUB_CONFIG")
         if path is not None and not path.is_file():
             raise ConfigError(f"hub config file {str(path)!r} does not exist")
-        token = _TOML_PATH.set(path)
         try:
-            return cls(**overrides)
+            return cls.from_sources(path, **overrides)
         except ValidationError as exc:
             raise ConfigError(f"invalid hub settings: {exc}") from exc
         except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
             raise ConfigError(f"cannot read hub config {str(path)!r}: {exc}") from exc
-        finally:
-            _TOML_PATH.reset(token)

@@ -7,11 +7,11 @@ defaults.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
+
+from devices.settings_toml import SECTION
 
 __all__ = ["AlarmSettings", "HttpSettings", "parse_listen"]
-
-_SECTION = ConfigDict(extra="forbid", frozen=True)
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -25,7 +25,7 @@ def parse_listen(value: str) -> tuple[str, int]:
 class AlarmSettings(BaseModel):
     """When something in the fleet deserves an operator's attention (see ``hub.http.alarms``)."""
 
-    model_config = _SECTION
+    model_config = SECTION
     # An edge not online and not heard from for this long.
     offline_after_s: float = Field(300.0, gt=0)
     # A gap (missing seqs) is an alarm once it has stayed open this long (edges resend).
@@ -42,7 +42,7 @@ class AlarmSettings(BaseModel):
 class HttpSettings(BaseModel):
     """Operator HTTP API and dashboard, served in the hub's own process and event loop."""
 
-    model_config = _SECTION
+    model_config = SECTION
     listen: str | None = None  # "HOST:PORT"; None: no HTTP server
     # Live updates (dashboard SSE) at most this often; the fleet view is re-read as often.
     stream_interval_s: float = Field(1.0, ge=0.25)

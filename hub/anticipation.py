@@ -26,10 +26,16 @@ a ``recognised_jobs`` row is written, the job is observed into the personal laye
 market of the last anticipation published before it began, and **sacrifice** =
 1 − the probability that anticipation gave the job is stored. Explicit feedback
 (``accepted``/``dismissed``/``done`` rows that ingest stores from the feedback topic) is read
-from the ``feedback`` table every ``feedback_poll_s`` and updates the layer of the
-anticipation it names (for its job, or its top job). Unknown jobs and anticipations are
-counted and skipped; nothing here stops the hub. Feedback stored before this start is not
-replayed (the cursor starts at the newest row).
+from the ``feedback`` table as soon as ingest reports a commit (``on_committed`` wakes the
+feedback loop), and at the latest every ``feedback_poll_s`` (the safety net for a commit
+that calls no hook), and updates the layer of the anticipation it names (for its job, or
+its top job). A durable cursor (the newest feedback id applied) makes each row count once.
+Unknown jobs and anticipations are counted and skipped; nothing here stops the hub.
+Feedback stored before this start is not replayed (the cursor starts at the newest row).
+
+**Market.** ``hub.markets.market_now``: the customer's declared market while it is in
+force, else the inferred one; the next anticipation after a declaration, a withdrawal or
+an expiry uses it, and so does the personal layer it reads and teaches.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ from models.schema import FeatureSchema, feature_code_hash
 
 from .context import ContextFuser
 from .http.metrics import AnticipationFigures
-from .markets import declared_market, edge_roles, infer_market
+from .markets import market_now
 from .personalisation import PersonalLayers
 from .pipeline import CommitSummary
 from .rights import Publish
@@ -75,6 +81,7 @@ log = logging.getLogger(__name__)
 
 _MODELS: dict[tuple[str, float], Anticipator] = {}
 _BURST_CAP = 4.0  # a steady stream is anticipated at least every this many debounce periods
+_FEEDBACK_PAGE = 500  # feedback rows read per query
 
 # (ts, device index, room index, capability index, value, edge_id, seq)
 Row = tuple[float, int, int, int, float, str, int]
@@ -187,7 +194,9 @@ class AnticipationService:
         self._customers: OrderedDict[str, _Customer] = OrderedDict()
         self._due: dict[str, float] = {}  # customer → monotonic time to anticipate
         self._wake = asyncio.Event()
+        self._feedback_wake = asyncio.Event()  # set by every commit: feedback may have arrived
         self._feedback_cursor = 0
+        self._feedback_lock = asyncio.Lock()  # one reader of the cursor at a time: each row counts once
         self.figures = AnticipationFigures()
         self._sacrifice_sums: dict[str, list[float]] = {}
         self.compute_latency: list[float] = []  # seconds from due to published (bounded)
@@ -240,6 +249,9 @@ class AnticipationService:
             self._due[customer_id] = min(mono + debounce, state.first_commit + _BURST_CAP * debounce)
         if summary.batches:
             self._wake.set()
+        # The summary does not say whether the commit stored feedback; one indexed read of
+        # the feedback table after a commit is cheap next to the commit itself.
+        self._feedback_wake.set()
 
     def _customer(self, customer_id: str) -> _Customer:
         state = self._customers.get(customer_id)
@@ -329,7 +341,12 @@ class AnticipationService:
 
     async def _feedback_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.feedback_poll_s)
+            try:
+                async with asyncio.timeout(self.settings.feedback_poll_s):
+                    await self._feedback_wake.wait()
+            except TimeoutError:
+                pass  # the slow poll: feedback committed without a hook call is applied anyway
+            self._feedback_wake.clear()
             try:
                 await self.apply_feedback()
             except asyncio.CancelledError:
@@ -346,10 +363,8 @@ class AnticipationService:
         if not state.primed:
             await self._prime(customer_id, state)
         t = self._clock()
-        roles = await edge_roles(self.store, customer_id)
-        declared = await declared_market(self.store, customer_id, now=t)
-        reading = infer_market(self.context.snapshot(customer_id, now=t), roles, now=t, declared=declared,
-                               tz_offset_s=self.settings.tz_offset_s)
+        reading = await market_now(self.store, customer_id, self.context.snapshot(customer_id, now=t), now=t,
+                                   tz_offset_s=self.settings.tz_offset_s)
         market = reading.market
         horizon = t - self._schema.since_cap_s
         rows = [r for r in state.rows if horizon <= r[0] <= t]
@@ -487,10 +502,19 @@ class AnticipationService:
 
     # -- explicit feedback ----------------------------------------------------------------------
     async def apply_feedback(self) -> int:
-        """Apply feedback rows stored since the last call; returns how many taught a layer."""
-        sql = """
+        """Apply every feedback row stored since the last call; returns how many taught a layer."""
+        applied = 0
+        async with self._feedback_lock:
+            while True:
+                n, taught = await self._apply_feedback_page()
+                applied += taught
+                if n < _FEEDBACK_PAGE:
+                    return applied
+
+    async def _apply_feedback_page(self) -> tuple[int, int]:
+        sql = f"""
             SELECT f.id, c.customer_id, f.anticipation_id, f.verdict, f.job
-            FROM feedback f JOIN customers c USING (customer_key) WHERE f.id > ? ORDER BY f.id LIMIT 500
+            FROM feedback f JOIN customers c USING (customer_key) WHERE f.id > ? ORDER BY f.id LIMIT {_FEEDBACK_PAGE}
         """
         async with self.store.db.execute(sql, (self._feedback_cursor,)) as cur:
             rows = await cur.fetchall()
@@ -516,7 +540,7 @@ class AnticipationService:
             layer.feedback(ctx, job, verdict)
             await self.layers.save(customer_id, market, layer)
             applied += 1
-        return applied
+        return len(rows), applied
 
     def forget(self, customer_id: str) -> None:
         """Drop everything held in memory about the customer (erasure)."""

@@ -25,27 +25,47 @@ vocabulary (``arrival``/``departure`` are a lodging's front desk, ``entry``/``ex
 member gate, so a gym). An unknown kind falls back to ``venue:other``.
 
 The market is one input of the features and half of the personalisation key.
+
+**Declaring.** A customer (``genius customer market``, the customer's own API token on
+``/api/me/market``, or an operator on ``/api/customers/{id}/market``) declares one of
+``known_markets()`` — the markets DESIGN.md names, ``venue:<kind>`` for every venue kind
+this module reads, plus the markets of the running model — for a while (``until``) or until
+withdrawn. ``market_now`` is what the next anticipation will use, and why. A declaration
+carries ``customer_id``, so erasing the customer erases it (``hub.rights``).
 """
 
 from __future__ import annotations
 
+import math
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
+
+from devices.errors import ConfigError
 
 from .store import Store
 
 __all__ = [
     "AWAY_S",
+    "BASE_MARKETS",
     "LODGING",
     "STAY_MAX_S",
     "VISIT_S",
+    "Declaration",
     "MarketReading",
+    "check_market",
+    "declaration",
     "declare_market",
     "declared_market",
     "edge_roles",
     "infer_market",
+    "known_markets",
+    "market_now",
+    "market_report",
+    "parse_duration",
+    "parse_until",
     "venue_kind",
     "withdraw_market",
 ]
@@ -60,9 +80,38 @@ _LEAVE = frozenset({"departure", "exit", "check_out", "checkout", "out"})
 _ACTIVITY = frozenset({"occupancy", "contact", "switch", "lock", "action", "media", "checkin", "presence"})
 
 
+BASE_MARKETS: tuple[str, ...] = ("home:weekday", "home:weekend", "travel:business", "travel:leisure", "hosting")
+
+
 class MarketReading(NamedTuple):
     market: str
     why: str  # which rule decided, in words (for the operator and the demo)
+
+
+class Declaration(NamedTuple):
+    """A market the customer declared: ``until`` None means until withdrawn (UTC epoch s)."""
+
+    market: str
+    until: float | None
+    declared: float
+
+
+def known_markets(extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """Markets a customer may declare: DESIGN.md's, ``venue:<kind>`` per non-lodging kind, ``extra``.
+
+    ``extra`` is typically the running model's market vocabulary (``Anticipator.markets``).
+    """
+    # A lodging is a trip (travel:*), never venue:<lodging>: infer_market never says that either.
+    venues = tuple(f"venue:{kind}" for kind in (*_KINDS, "other") if kind not in LODGING)
+    return tuple(dict.fromkeys((*BASE_MARKETS, *venues, *extra)))
+
+
+def check_market(market: str, *, extra: Iterable[str] = ()) -> str:
+    """``market`` if a customer may declare it, else ``ConfigError`` naming the known ones."""
+    known = known_markets(extra)
+    if market not in known:
+        raise ConfigError(f"unknown market {market!r}; known markets: {', '.join(known)}")
+    return market
 
 
 def venue_kind(edge_id: str, role: str | None, checkin_value: str | None = None) -> str:
@@ -169,3 +218,77 @@ async def declared_market(store: Store, customer_id: str, *, now: float) -> str 
     ) as cur:
         row = await cur.fetchone()
     return None if row is None else str(row[0])
+
+
+async def declaration(store: Store, customer_id: str, *, now: float) -> Declaration | None:
+    """The customer's declaration in force at ``now`` (None when none, or it expired)."""
+    async with store.db.execute(
+        "SELECT market, until, declared FROM declared_markets WHERE customer_id = ? AND (until IS NULL OR until > ?)",
+        (customer_id, now),
+    ) as cur:
+        row = await cur.fetchone()
+    return None if row is None else Declaration(str(row[0]), None if row[1] is None else float(row[1]), float(row[2]))
+
+
+async def market_now(
+    store: Store, customer_id: str, snapshot: Mapping[str, Any], *, now: float, tz_offset_s: float = 0.0
+) -> MarketReading:
+    """The market the customer's next anticipation uses: declared, else inferred (and why)."""
+    roles = await edge_roles(store, customer_id)
+    declared = await declared_market(store, customer_id, now=now)
+    return infer_market(snapshot, roles, now=now, declared=declared, tz_offset_s=tz_offset_s)
+
+
+async def market_report(
+    store: Store, customer_id: str, snapshot: Mapping[str, Any], *, now: float, tz_offset_s: float = 0.0
+) -> dict[str, Any]:
+    """JSON-ready: the market now and why, the declaration in force, and what inference says.
+
+    Keys: ``customer_id``, ``ts``, ``market``, ``why``, ``source`` (``declared``/``inferred``),
+    ``declared`` (``market``, ``until`` epoch or null, ``until_iso``, ``declared``; or null),
+    ``inferred`` (``market``, ``why``: the market once the declaration ends).
+    """
+    roles = await edge_roles(store, customer_id)
+    held = await declaration(store, customer_id, now=now)
+    inferred = infer_market(snapshot, roles, now=now, tz_offset_s=tz_offset_s)
+    reading = MarketReading(held.market, "declared by the customer") if held else inferred
+    return {
+        "customer_id": customer_id,
+        "ts": now,
+        "market": reading.market,
+        "why": reading.why,
+        "source": "declared" if held else "inferred",
+        "declared": None if held is None else {
+            "market": held.market, "until": held.until, "declared": held.declared,
+            "until_iso": None if held.until is None else datetime.fromtimestamp(held.until, UTC).isoformat(),
+        },
+        "inferred": {"market": inferred.market, "why": inferred.why},
+    }
+
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*")
+_UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``30s``, ``90m``, ``12h``, ``3d``, ``2w`` or a plain number of seconds (> 0)."""
+    match = _DURATION.fullmatch(text.lower())
+    seconds = float(match.group(1)) * _UNIT_S[match.group(2)] if match else math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"duration {text!r} must be a positive number with an optional unit s, m, h, d or w")
+    return seconds
+
+
+def parse_until(value: str | float, *, now: float) -> float:
+    """A UTC epoch from an epoch number or an ISO 8601 time (no offset means UTC), after ``now``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        until = float(value)
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).strip())
+        except ValueError as exc:
+            raise ConfigError(f"until {value!r} must be an ISO 8601 time (2026-05-01T18:00+02:00) or epoch") from exc
+        until = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    if not (math.isfinite(until) and until > now):
+        raise ConfigError(f"until {value!r} is not in the future")
+    return until

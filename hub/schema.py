@@ -185,9 +185,25 @@ CREATE TABLE declared_markets (
 );
 """
 
+# Customer API tokens (hub.http.tokens): a customer's own bearer token, good only for that
+# customer's routes (``/api/me/…``). customer_id makes hub.rights export and erase them.
+_CUSTOMER_TOKENS = """
+CREATE TABLE customer_tokens (
+    token_key   INTEGER PRIMARY KEY,
+    token_id    TEXT NOT NULL UNIQUE,   -- public part of the token
+    customer_id TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    secret      TEXT NOT NULL,          -- sha256 of the whole token, hex (never the token; not exported)
+    created     REAL NOT NULL,
+    revoked     REAL
+);
+CREATE INDEX customer_tokens_customer ON customer_tokens(customer_id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _INITIAL),
     Migration(2, "operator api tokens and audit log", _OPERATOR),
     Migration(3, "anticipations, recognised jobs, sacrifice, personal layers, declared markets", _ANTICIPATION),
+    Migration(4, "customer api tokens", _CUSTOMER_TOKENS),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -16,9 +16,13 @@ Routes (JSON unless said; all but ``/``, ``/static`` and ``/healthz`` need a bea
 ``/api/customers/{id}/context``              operator  context, market, privacy policy (audited)
 ``/api/customers/{id}/events``               operator  ``?since=&limit=`` (audited)
 ``/api/customers/{id}/anticipations``        operator  recent anticipations, sacrifice (audited)
+``/api/customers/{id}/market``               operator  GET/PUT/DELETE the market (audited;
+                                                       ``hub.http.market``)
+``/api/me/market``                           customer  the same for the token's own customer
 ==========================================  ========  ===================================
 
-No or a bad token is a 401 that says nothing else; a viewer on an operator route is a 403.
+No or a bad token is a 401 that says nothing else; a viewer on an operator route is a 403,
+and so is a customer token on any staff route or a staff token on a ``/api/me`` route.
 The token comes in ``Authorization: Bearer …``; ``/api/stream`` also takes ``?token=``
 (``EventSource`` cannot send headers).
 """
@@ -44,6 +48,7 @@ from devices.errors import StorageError
 
 from . import customers as cust
 from .audit import record_read
+from .market import market_request
 from .metrics import IngestMetrics, render_metrics
 from .monitor import FleetMonitor
 from .settings import HttpSettings
@@ -60,6 +65,7 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 _CUSTOMER = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 MAX_STREAMS = 32
+_MARKET_METHODS = ["GET", "PUT", "DELETE"]
 
 
 @dataclass(slots=True)
@@ -81,8 +87,14 @@ def _unauthorized() -> JSONResponse:
     return JSONResponse({"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _guard(handler: Handler, *, operator: bool = False, query_token: bool = False) -> Callable[[Request], Awaitable[Response]]:
-    """Authenticate (401), authorise (403), then call ``handler(request, state, who)``."""
+def _guard(
+    handler: Handler, *, operator: bool = False, query_token: bool = False, customer: bool = False, anyone: bool = False
+) -> Callable[[Request], Awaitable[Response]]:
+    """Authenticate (401), authorise (403), then call ``handler(request, state, who)``.
+
+    Staff routes (the default) take viewer and operator tokens (``operator``: only the
+    latter); ``customer`` routes take only a customer token; ``anyone`` takes every token.
+    """
 
     async def endpoint(request: Request) -> Response:
         state: ApiState = request.app.state.api
@@ -93,7 +105,12 @@ def _guard(handler: Handler, *, operator: bool = False, query_token: bool = Fals
         who = await verify_token(state.reader, token)
         if who is None:
             return _unauthorized()
-        if operator and not who.is_operator:
+        if customer:
+            if who.customer_id is None:
+                return JSONResponse({"error": "forbidden", "needs": "customer"}, status_code=403)
+        elif not (anyone or who.is_staff):
+            return JSONResponse({"error": "forbidden", "needs": "operator" if operator else "viewer"}, status_code=403)
+        elif operator and not who.is_operator:
             return JSONResponse({"error": "forbidden", "needs": "operator"}, status_code=403)
         try:
             return await handler(request, state, who)
@@ -130,7 +147,10 @@ async def metrics(request: Request, state: ApiState, who: TokenInfo) -> Response
 
 
 async def whoami(request: Request, state: ApiState, who: TokenInfo) -> Response:
-    return JSONResponse({"token_id": who.token_id, "name": who.name, "role": who.role})
+    doc: dict[str, Any] = {"token_id": who.token_id, "name": who.name, "role": who.role}
+    if who.customer_id is not None:
+        doc["customer_id"] = who.customer_id
+    return JSONResponse(doc)
 
 
 async def edges(request: Request, state: ApiState, who: TokenInfo) -> Response:
@@ -214,6 +234,20 @@ async def anticipations(request: Request, state: ApiState, who: TokenInfo) -> Re
     })
 
 
+async def customer_market(request: Request, state: ApiState, who: TokenInfo) -> Response:
+    cid = await _customer_or_404(request, state)
+    if isinstance(cid, Response):
+        return cid
+    await record_read(state.hub.store, who, cid, "market", detail=request.method)
+    return await market_request(request, state, cid)
+
+
+# -- the customer's own routes (customer token) --------------------------------------------------
+async def my_market(request: Request, state: ApiState, who: TokenInfo) -> Response:
+    assert who.customer_id is not None  # _guard(customer=True)
+    return await market_request(request, state, who.customer_id)
+
+
 # -- live stream -------------------------------------------------------------------------------
 async def stream(request: Request, state: ApiState, who: TokenInfo) -> Response:
     cid = request.query_params.get("customer")
@@ -267,7 +301,7 @@ def create_app(state: ApiState) -> Starlette:
         Route("/", index),
         Route("/healthz", healthz),
         Route("/metrics", _guard(metrics)),
-        Route("/api/whoami", _guard(whoami)),
+        Route("/api/whoami", _guard(whoami, anyone=True)),
         Route("/api/edges", _guard(edges)),
         Route("/api/alarms", _guard(alarms)),
         Route("/api/dead-letters", _guard(dead_letters)),
@@ -277,6 +311,8 @@ def create_app(state: ApiState) -> Starlette:
         Route("/api/customers/{customer_id}/context", _guard(context, operator=True)),
         Route("/api/customers/{customer_id}/events", _guard(events, operator=True)),
         Route("/api/customers/{customer_id}/anticipations", _guard(anticipations, operator=True)),
+        Route("/api/customers/{customer_id}/market", _guard(customer_market, operator=True), methods=_MARKET_METHODS),
+        Route("/api/me/market", _guard(my_market, customer=True), methods=_MARKET_METHODS),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes)

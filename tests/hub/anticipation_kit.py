@@ -7,16 +7,24 @@ run before (and independently of) the shipped artifact; ``GENIUS_TEST_MODEL`` na
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 
+from devices.topics import anticipations_topic, events_topic
+from devices.wire import Anticipation
+from hub.service import Hub
 from hub.settings import HubSettings
 from models.artifact import default_artifact
+from simulations.brokers import Mosquitto
 
 _TRAINED: list[Path] = []
 
@@ -67,3 +75,36 @@ def morning_events(first_seq: int, *, now: float | None = None, n: int = 12) -> 
 def batch(customer: str, edge: str, events: list[dict[str, Any]]) -> bytes:
     return json.dumps({"schema": "genius.events/1", "customer_id": customer, "edge_id": edge,
                        "sent_at": time.time(), "events": events}).encode()
+
+
+async def next_anticipation(
+    c: aiomqtt.Client, topic: str, *, timeout: float = 15.0, not_ids: tuple[str, ...] = ()
+) -> Anticipation:
+    """The next anticipation on ``topic`` whose id is not in ``not_ids`` (within ``timeout``)."""
+    async with asyncio.timeout(timeout):
+        async for msg in c.messages:
+            if msg.topic.value == topic and msg.payload:
+                antic = Anticipation.model_validate_json(msg.payload)  # type: ignore[arg-type]
+                if antic.id not in not_ids:
+                    return antic
+    raise AssertionError("unreachable")
+
+
+@contextlib.asynccontextmanager
+async def first_anticipation(
+    broker: Mosquitto, db: Path, client_id: str, model: Path, customer: str, edge: str, **anticipation: Any
+) -> AsyncIterator[tuple[Hub, aiomqtt.Client, Anticipation]]:
+    """A running hub, a client subscribed to the customer's anticipations, and the first one.
+
+    The first comes from a batch of ``morning_events(1)``; the retained topic is cleared after.
+    """
+    from .helpers import running_hub
+
+    topic = anticipations_topic(customer)
+    async with running_hub(hub_settings(broker.url, db, client_id, model, **anticipation)) as hub:
+        assert hub.anticipation is not None
+        async with aiomqtt.Client(broker.host, broker.port) as c:
+            await c.subscribe(topic, qos=1)
+            await c.publish(events_topic(customer, edge), batch(customer, edge, morning_events(1)), qos=1)
+            yield hub, c, await next_anticipation(c, topic)
+            await c.publish(topic, b"", qos=1, retain=True)  # leave the broker clean

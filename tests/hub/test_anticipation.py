@@ -12,29 +12,18 @@ import pytest
 
 from devices.errors import SchemaMismatch
 from devices.topics import anticipations_topic, events_topic, feedback_topic
-from devices.wire import Anticipation, Feedback
+from devices.wire import Feedback
 from hub.service import Hub
 from models.schema import FeatureSchema
 from simulations.brokers import Mosquitto
 
-from .anticipation_kit import batch, hub_settings, model_path, morning_events
+from .anticipation_kit import batch, hub_settings, model_path, morning_events, next_anticipation
 from .helpers import running_hub
 
 __all__ = ["model_path"]  # the fixture, imported for pytest
 
 _SIGNALS = ("kitchen", "coffee", "kettle", "bedroom", "hallway", "fridge", "morning", "afternoon", "evening",
             "night", "weekday", "weekend", "home", "nothing else")
-
-
-async def _next_anticipation(c: aiomqtt.Client, topic: str, *, timeout: float = 15.0,
-                             not_id: str | None = None) -> Anticipation:
-    async with asyncio.timeout(timeout):
-        async for msg in c.messages:
-            if msg.topic.value == topic and msg.payload:
-                antic = Anticipation.model_validate_json(msg.payload)  # type: ignore[arg-type]
-                if antic.id != not_id:
-                    return antic
-    raise AssertionError("unreachable")
 
 
 async def test_committed_events_give_a_retained_anticipation_with_three_explained_jobs(
@@ -47,11 +36,11 @@ async def test_committed_events_give_a_retained_anticipation_with_three_explaine
         async with aiomqtt.Client(mosquitto.host, mosquitto.port) as c:
             await c.publish(events_topic(customer, edge), batch(customer, edge, morning_events(1)), qos=1)
             await c.subscribe(anticipations_topic(customer), qos=1)
-            live = await _next_anticipation(c, anticipations_topic(customer))
+            live = await next_anticipation(c, anticipations_topic(customer))
         # retained: a client that subscribes later still gets it
         async with aiomqtt.Client(mosquitto.host, mosquitto.port) as late:
             await late.subscribe(anticipations_topic(customer), qos=1)
-            retained = await _next_anticipation(late, anticipations_topic(customer), timeout=5)
+            retained = await next_anticipation(late, anticipations_topic(customer), timeout=5)
         assert retained.id == live.id
         assert live.customer_id == customer and live.model == hub.anticipation.model.model_id
         assert live.market in ("home:weekday", "home:weekend")
@@ -97,7 +86,7 @@ async def test_feedback_raises_that_job_in_that_market_and_survives_a_restart(
         async with aiomqtt.Client(mosquitto.host, mosquitto.port) as c:
             await c.subscribe(topic, qos=1)
             await c.publish(events_topic(customer, edge), batch(customer, edge, morning_events(1)), qos=1)
-            first = await _next_anticipation(c, topic)
+            first = await next_anticipation(c, topic)
             third = first.jobs[2]
             for _ in range(3):
                 fb = Feedback(anticipation_id=first.id, verdict="accepted", ts=first.ts, job=third.job)
@@ -106,7 +95,7 @@ async def test_feedback_raises_that_job_in_that_market_and_survives_a_restart(
                 while not (layer := await hub.anticipation.layers.get(customer, first.market)).to_dict()["buckets"]:
                     await asyncio.sleep(0.05)
             hub.anticipation.request(customer)
-            second = await _next_anticipation(c, topic, not_id=first.id)
+            second = await next_anticipation(c, topic, not_ids=(first.id,))
     after = {j.job: j for j in second.jobs}
     assert second.market == first.market
     assert third.job in after and after[third.job].probability > third.probability + 0.05
@@ -116,9 +105,9 @@ async def test_feedback_raises_that_job_in_that_market_and_survives_a_restart(
         assert hub.anticipation is not None
         async with aiomqtt.Client(mosquitto.host, mosquitto.port) as c:
             await c.subscribe(topic, qos=1)
-            await _next_anticipation(c, topic)  # the retained one from before the restart
+            await next_anticipation(c, topic)  # the retained one from before the restart
             hub.anticipation.request(customer)
-            restarted = await _next_anticipation(c, topic, not_id=second.id)
+            restarted = await next_anticipation(c, topic, not_ids=(second.id,))
     again = {j.job: j for j in restarted.jobs}
     assert third.job in again and again[third.job].probability > third.probability + 0.05
 
@@ -136,7 +125,7 @@ async def test_a_recognised_job_beginning_records_sacrifice_against_the_last_ant
         async with aiomqtt.Client(mosquitto.host, mosquitto.port) as c:
             await c.subscribe(anticipations_topic(customer), qos=1)
             await c.publish(events_topic(customer, edge), batch(customer, edge, morning_events(1)), qos=1)
-            antic = await _next_anticipation(c, anticipations_topic(customer))
+            antic = await next_anticipation(c, anticipations_topic(customer))
         state = service._customers[customer]  # noqa: SLF001 - the seam the recognition head drives
         assert state.last is not None and state.last.id == antic.id
         top = antic.jobs[0]
@@ -224,8 +213,8 @@ async def test_the_timer_anticipates_a_quiet_customer_again_and_bad_feedback_is_
         async with aiomqtt.Client(mosquitto.host, mosquitto.port) as c:
             await c.subscribe(topic, qos=1)
             await c.publish(events_topic(customer, edge), batch(customer, edge, morning_events(1)), qos=1)
-            first = await _next_anticipation(c, topic)
-            second = await _next_anticipation(c, topic, not_id=first.id)  # no new events: the timer
+            first = await next_anticipation(c, topic)
+            second = await next_anticipation(c, topic, not_ids=(first.id,))  # no new events: the timer
             assert second.ts > first.ts
             for fb in (Feedback(anticipation_id=first.id, verdict="done", ts=first.ts, job="fly_to_the_moon"),
                        Feedback(anticipation_id="no-such-anticipation", verdict="accepted", ts=first.ts)):
@@ -251,7 +240,7 @@ async def test_erasing_a_customer_removes_anticipation_rows_and_memory(
         async with aiomqtt.Client(mosquitto.host, mosquitto.port) as c:
             await c.subscribe(anticipations_topic(customer), qos=1)
             await c.publish(events_topic(customer, edge), batch(customer, edge, morning_events(1)), qos=1)
-            antic = await _next_anticipation(c, anticipations_topic(customer))
+            antic = await next_anticipation(c, anticipations_topic(customer))
             await declare_market(hub.store, customer, "hosting")
             state = service._customers[customer]  # noqa: SLF001
             await service.job_began(customer, state, 0, market=antic.market, t=antic.ts + 1, probability=1.0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from datetime import UTC, datetime
@@ -12,12 +11,11 @@ from typing import Any
 import aiomqtt
 
 from devices.topics import anticipations_topic, events_topic, status_topic
-from devices.wire import Anticipation
 from hub.markets import declare_market, declared_market, infer_market, venue_kind, withdraw_market
 from hub.store import Store
 from simulations.brokers import Mosquitto
 
-from .anticipation_kit import batch, hub_settings, model_path, morning_events
+from .anticipation_kit import batch, hub_settings, model_path, morning_events, next_anticipation
 from .helpers import running_hub
 
 __all__ = ["model_path"]
@@ -114,20 +112,10 @@ async def test_the_hub_anticipates_in_the_market_of_a_hotel_check_in_and_a_decla
             await c.publish(events_topic(customer, hotel), batch(customer, hotel, checkin), qos=1)
             await c.publish(events_topic(customer, home), batch(customer, home, morning_events(1, now=now - 86000)),
                             qos=1)
-            antic = await _anticipation(c, topic)
+            antic = await next_anticipation(c, topic)
             assert antic.market == "travel:business"
             await declare_market(hub.store, customer, "hosting", until=time.time() + 60)
             hub.anticipation.request(customer)
-            declared = await _anticipation(c, topic, not_id=antic.id)
+            declared = await next_anticipation(c, topic, not_ids=(antic.id,))
             assert declared.market == "hosting"
             await c.publish(status_topic(customer, hotel), b"", qos=1, retain=True)  # leave the broker clean
-
-
-async def _anticipation(c: aiomqtt.Client, topic: str, *, not_id: str | None = None) -> Anticipation:
-    async with asyncio.timeout(15):
-        async for msg in c.messages:
-            if msg.topic.value == topic and msg.payload:
-                antic = Anticipation.model_validate_json(msg.payload)  # type: ignore[arg-type]
-                if antic.id != not_id:
-                    return antic
-    raise AssertionError("unreachable")

@@ -516,8 +516,8 @@ class AnticipationService:
             SELECT f.id, c.customer_id, f.anticipation_id, f.verdict, f.job
             FROM feedback f JOIN customers c USING (customer_key) WHERE f.id > ? ORDER BY f.id LIMIT {_FEEDBACK_PAGE}
         """
-        async with self.store.db.execute(sql, (self._feedback_cursor,)) as cur:
-            rows = await cur.fetchall()
+        # One thread hop (not three): this runs after every ingest commit, mostly finding nothing.
+        rows = list(await self.store.db.execute_fetchall(sql, (self._feedback_cursor,)))
         applied = 0
         for fid, customer_id, anticipation_id, verdict, job_name in rows:
             self._feedback_cursor = int(fid)

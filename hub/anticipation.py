@@ -225,6 +225,10 @@ class AnticipationService:
         log.info("anticipation with %s (%d jobs, %d markets)", model.model_id, len(model.jobs), len(model.markets))
         return service
 
+    def now(self) -> float:
+        """The service's clock: wall time, or the simulated time the hub runs on."""
+        return self._clock()
+
     # -- figures for hub.http.metrics -------------------------------------------------------------
     def metrics(self) -> AnticipationFigures:
         self.figures.sacrifice = {m: s / n for m, (s, n) in self._sacrifice_sums.items() if n}

@@ -40,7 +40,7 @@ async def market_request(request: Request, state: ApiState, customer_id: str) ->
     hub = state.hub
     service = hub.anticipation
     extra = service.model.markets if service is not None else ()
-    now = time.time()
+    now = service.now() if service is not None else time.time()  # the clock anticipation reads "until" by
     if request.method == "PUT":
         try:
             market, until = _declaration(await request.body(), now=now, extra=extra)
@@ -51,8 +51,8 @@ async def market_request(request: Request, state: ApiState, customer_id: str) ->
         withdrawn = await withdraw_market(hub.store, customer_id)
     if request.method != "GET" and service is not None:
         service.request(customer_id)  # the retained anticipation follows the market now
-    doc: dict[str, Any] = await market_report(
-        hub.store, customer_id, hub.snapshot(customer_id), now=now, tz_offset_s=hub.settings.anticipation.tz_offset_s
+    doc: dict[str, Any] = await market_report(  # the reader sees the change: WAL, committed above
+        state.reader, customer_id, hub.snapshot(customer_id), now=now, tz_offset_s=hub.settings.anticipation.tz_offset_s
     )
     if request.method == "DELETE":
         doc["withdrawn"] = withdrawn

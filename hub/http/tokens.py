@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from devices.errors import ConfigError, StorageError
+from devices.topics import validate_id
 
 from ..store import Store
 
@@ -85,7 +86,14 @@ async def create_token(store: Store, *, role: Role, name: str | None = None, now
 async def create_customer_token(
     store: Store, customer_id: str, *, name: str | None = None, now: float | None = None
 ) -> tuple[str, TokenInfo]:
-    """Store a new token for ``customer_id``'s own routes; returns ``(token, info)`` (shown once)."""
+    """Store a new token for ``customer_id``'s own routes; returns ``(token, info)`` (shown once).
+
+    ``ConfigError`` when ``customer_id`` is not a valid customer id (DESIGN.md, "Identities").
+    """
+    try:
+        validate_id(customer_id, what="customer id")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     token_id = secrets.token_hex(6)
     token = f"gc_{token_id}_{secrets.token_urlsafe(32)}"
     info = TokenInfo(token_id, name or f"customer-{token_id}", CUSTOMER, time.time() if now is None else now,

@@ -18,7 +18,7 @@ import pytest
 from devices.errors import ConfigError
 from devices.topics import anticipations_topic, events_topic, feedback_topic
 from devices.wire import Feedback
-from hub.http.tokens import create_customer_token, create_token, verify_token
+from hub.http.tokens import create_customer_token, create_token, revoke_customer_tokens, verify_token
 from hub.markets import (
     check_market, declare_market, known_markets, market_now, market_report, parse_duration, parse_until,
 )
@@ -212,7 +212,7 @@ async def test_customer_tokens_open_only_their_own_routes_and_operator_changes_a
     assert audit == [("ops", customer, "market", "PUT"), ("ops", customer, "market", "DELETE")]
 
 
-async def test_erasing_a_customer_erases_declarations_and_customer_tokens(tmp_path: Path) -> None:
+async def test_erasing_a_customer_erases_declarations_and_customer_tokens_revoking_keeps_none_alive(tmp_path: Path) -> None:
     async with Store(tmp_path / "hub.db") as store:
         await declare_market(store, "c1", "hosting")
         await declare_market(store, "c2", "hosting")
@@ -223,6 +223,11 @@ async def test_erasing_a_customer_erases_declarations_and_customer_tokens(tmp_pa
         assert await verify_token(store, token) is None
         assert (await market_now(store, "c1", {}, now=MONDAY_NOON)).market == "home:weekday"
         assert (await market_now(store, "c2", {}, now=MONDAY_NOON)).market == "hosting"
+
+        kept, _ = await create_customer_token(store, "c2")
+        assert await revoke_customer_tokens(store, "c2") == 1 and await verify_token(store, kept) is None
+        with pytest.raises(ConfigError, match="customer id"):
+            await create_customer_token(store, "Not An Id")
 
 
 async def test_the_token_hash_is_redacted_from_an_export(tmp_path: Path) -> None:

@@ -227,8 +227,8 @@ class Pipeline:
         if entry is None:
             return
         self._group.statuses.append(
-            (int(status.state == "online"), status.ts, status.backlog, status.version, status.model_dump_json(), seen,
-             entry.edge_key)
+            (int(status.state == "online"), status.ts, status.backlog, status.version, status.model_dump_json(),
+             status.role, seen, entry.edge_key)
         )
         self.context.apply_status(entry.customer_id, edge_id, status, seen=seen)
         if status.oldest_seq is not None:

@@ -60,15 +60,15 @@ async def status_report(db: Path | str, *, max_gaps: int = 100) -> dict[str, Any
 
 def render_status(report: dict[str, Any], console: Console) -> None:
     edges = Table(title="Edges")
-    for col in ("customer", "edge", "online", "last seen (UTC)", "events", "dups", "contiguous", "high seq", "gaps",
+    for col in ("customer", "edge", "role", "online", "last seen (UTC)", "events", "dups", "contiguous", "high seq", "gaps",
                 "backlog"):
-        edges.add_column(col, justify="left" if col in ("customer", "edge", "gaps", "last seen (UTC)") else "right")
+        edges.add_column(col, justify="left" if col in ("customer", "edge", "role", "gaps", "last seen (UTC)") else "right")
     for e in report["edges"]:
         online = {True: "[green]online[/]", False: "[red]offline[/]", None: "?"}[e["online"]]
         gaps = ", ".join(f"{a}-{b}" for a, b in e["gaps"][:5]) + (" …" if len(e["gaps"]) > 5 else "")
         seen = datetime.fromtimestamp(e["last_seen"], tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
         edges.add_row(
-            e["customer_id"], e["edge_id"], online, seen, f"{e['events']:,}", f"{e['duplicates']:,}",
+            e["customer_id"], e["edge_id"], e["role"] or "-", online, seen, f"{e['events']:,}", f"{e['duplicates']:,}",
             str(e["contiguous"]), str(e["high_seq"]), gaps or "-", "-" if e["backlog"] is None else str(e["backlog"]),
         )
     console.print(edges)

@@ -58,7 +58,8 @@ class WriteGroup:
     events: list[EventRow] = field(default_factory=list)
     progress: list[tuple[int, int, int, int, int, str, float]] = field(default_factory=list)
     last_seen: list[tuple[float, int]] = field(default_factory=list)
-    statuses: list[tuple[int, float, int, str | None, str, float, int]] = field(default_factory=list)
+    # (online, status_ts, backlog, version, status JSON, role, seen, edge_key)
+    statuses: list[tuple[int, float, int, str | None, str, str | None, float, int]] = field(default_factory=list)
     inventories: list[tuple[str, float, int]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     feedback: list[tuple[int, str, str, str | None, float, float]] = field(default_factory=list)
@@ -343,7 +344,8 @@ class Store:
 
     async def edges(self, *, customer_id: str | None = None, max_gaps: int = 100) -> list[EdgeRecord]:
         sql = """
-            SELECT e.edge_id, c.customer_id, e.role, e.first_seen, e.last_seen, e.online, e.status_ts,
+            SELECT e.edge_id, c.customer_id, COALESCE(e.role, CASE WHEN json_valid(e.status) THEN json_extract(e.status, '$.role') END),
+                   e.first_seen, e.last_seen, e.online, e.status_ts,
                    e.backlog, e.version, e.inventory,
                    COALESCE(p.events, 0), COALESCE(p.duplicates, 0), p.ranges
             FROM edges e JOIN customers c USING (customer_key)
@@ -472,7 +474,8 @@ async def _write_group(db: aiosqlite.Connection, g: WriteGroup) -> None:
         await db.executemany("UPDATE edges SET last_seen = MAX(last_seen, ?) WHERE edge_key = ?", g.last_seen)
     if g.statuses:
         await db.executemany(
-            "UPDATE edges SET online = ?, status_ts = ?, backlog = ?, version = ?, status = ?,"
+            # A status without a role (the last will, an older edge) keeps the role it had.
+            "UPDATE edges SET online = ?, status_ts = ?, backlog = ?, version = ?, status = ?, role = COALESCE(?, role),"
             " last_seen = MAX(last_seen, ?) WHERE edge_key = ?",
             g.statuses,
         )

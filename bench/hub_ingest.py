@@ -263,15 +263,67 @@ def run_ceiling(args: dict[str, Any], broker: Mosquitto, workdir: Path) -> dict[
 
 
 # -- the hub -------------------------------------------------------------------------------------
+# ``--hub-profile``: cProfile on the hub's main thread with that thread's CPU clock, so time
+# spent waiting in epoll (or for the GIL) is not charged to whatever happened to wait.
+_PROFILED_HUB = """
+import cProfile, os, sys, time
+from hub.entry import main
+prof = cProfile.Profile(time.thread_time)
+try:
+    prof.runcall(main, sys.argv[1:])
+finally:
+    prof.dump_stats(os.environ["HUB_PROFILE_OUT"])
+"""
+
+
+class _RssSampler(threading.Thread):
+    """Samples a process's RSS every ``interval_s`` (peak and a coarse series for the JSON)."""
+
+    def __init__(self, pid: int, *, interval_s: float = 0.25) -> None:
+        super().__init__(daemon=True, name="rss-sampler")
+        self.proc = psutil.Process(pid)
+        self.interval_s = interval_s
+        self.samples: list[tuple[float, float]] = []  # (seconds since start, MiB)
+        self.peak = 0.0
+        self._stop_evt = threading.Event()
+
+    def run(self) -> None:
+        t0 = time.monotonic()
+        while not self._stop_evt.wait(self.interval_s):
+            try:
+                mib = self.proc.memory_info().rss / 2**20
+            except psutil.Error:
+                return
+            self.peak = max(self.peak, mib)
+            self.samples.append((round(time.monotonic() - t0, 2), round(mib, 1)))
+
+    def stop(self) -> None:
+        self._stop_evt.set()
+        self.join(timeout=5)
+
+    def series(self, points: int = 40) -> list[tuple[float, float]]:
+        step = max(1, len(self.samples) // points)
+        return self.samples[::step]
+
+
+def _thread_cpu(pid: int) -> dict[int, float]:
+    return {t.id: t.user_time + t.system_time for t in psutil.Process(pid).threads()}
+
+
 def run_hub(args: dict[str, Any], broker: Mosquitto, workdir: Path) -> dict[str, Any]:
     db = workdir / "hub.db"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    profile = ["-m", "cProfile", "-o", str(workdir / "hub.prof")] if args.get("hub_profile") else []
+    if args.get("hub_profile"):
+        env["HUB_PROFILE_OUT"] = str(workdir / "hub.prof")
+        command = [sys.executable, "-c", _PROFILED_HUB]
+    else:
+        command = [sys.executable, "-m", "hub"]
     proc = subprocess.Popen(
-        [sys.executable, *profile, "-m", "hub", "--broker", broker.url, "--db", str(db), "--client-id", "bench-hub",
+        [*command, "--broker", broker.url, "--db", str(db), "--client-id", "bench-hub",
          *(["-v"] if args["hub_verbose"] else [])],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=open(workdir / "hub.log", "wb"),  # noqa: SIM115
     )
+    sampler: _RssSampler | None = None
     try:
         # Ready once the hub has subscribed: it then receives a retained probe status.
         probe = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-probe")
@@ -291,11 +343,17 @@ def run_hub(args: dict[str, Any], broker: Mosquitto, workdir: Path) -> dict[str,
         probe.publish(status_topic("bench-probe", "bench-probe"), b"", qos=1, retain=True).wait_for_publish(10)
         probe.loop_stop()
         probe.disconnect()
-        cpu0, broker0 = _cpu(proc.pid), _cpu(_broker_pid(broker))
+        rss0 = psutil.Process(proc.pid).memory_info().rss
+        sampler = _RssSampler(proc.pid)
+        sampler.start()
+        cpu0, broker0, threads0 = _cpu(proc.pid), _cpu(_broker_pid(broker)), _thread_cpu(proc.pid)
         elapsed, resent, publishers_cpu = run_publishers(args)
-        cpu1, broker1 = _cpu(proc.pid), _cpu(_broker_pid(broker))
+        cpu1, broker1, threads1 = _cpu(proc.pid), _cpu(_broker_pid(broker)), _thread_cpu(proc.pid)
         rss = psutil.Process(proc.pid).memory_info().rss
+        sampler.stop()
     finally:
+        if sampler is not None:
+            sampler.stop()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
     with sqlite3.connect(db) as conn:
@@ -303,9 +361,18 @@ def run_hub(args: dict[str, Any], broker: Mosquitto, workdir: Path) -> dict[str,
         dups = conn.execute("SELECT COALESCE(SUM(duplicates), 0) FROM edge_progress").fetchone()[0]
     if stored != args["events"]:
         raise RuntimeError(f"hub stored {stored} events, expected {args['events']}")
+    # The main thread is the event loop (decode, validate, route); the others are SQLite's
+    # (aiosqlite) and whatever libraries start (onnxruntime pools …).
+    main_cpu = threads1.get(proc.pid, 0.0) - threads0.get(proc.pid, 0.0)
+    others = sorted((threads1[t] - threads0.get(t, 0.0) for t in threads1 if t != proc.pid), reverse=True)
+    hub_cpu = cpu1 - cpu0
     return {"seconds": elapsed, "events_per_s": args["events"] / elapsed, "stored": stored, "duplicates": dups,
-            "resent_batches": resent, "exit_code": code, "hub_cpu_s": cpu1 - cpu0, "broker_cpu_s": broker1 - broker0,
-            "publishers_cpu_s": publishers_cpu, "hub_rss_mb": rss / 2**20}
+            "resent_batches": resent, "exit_code": code, "hub_cpu_s": hub_cpu,
+            "hub_cpu_us_per_event": hub_cpu / args["events"] * 1e6,
+            "hub_main_thread_cpu_s": main_cpu, "hub_other_threads_cpu_s": [round(c, 2) for c in others if c >= 0.01],
+            "broker_cpu_s": broker1 - broker0, "publishers_cpu_s": publishers_cpu,
+            "hub_rss_mb": rss / 2**20, "hub_rss_start_mb": rss0 / 2**20, "hub_rss_peak_mb": max(sampler.peak, rss / 2**20),
+            "hub_rss_series_mb": sampler.series()}
 
 
 class _suppress_db_errors:  # noqa: N801
@@ -331,7 +398,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--workdir", type=Path, help="keep broker, databases and hub log here")
     parser.add_argument("--hub-verbose", action="store_true", help="hub logs at INFO to <workdir>/hub.log")
-    parser.add_argument("--hub-profile", action="store_true", help="cProfile the hub into <workdir>/hub.prof")
+    parser.add_argument("--hub-profile", action="store_true",
+                        help="cProfile the hub's main thread (its CPU time) into <workdir>/hub.prof")
     ns = parser.parse_args()
     per_edge = max(1, ns.events // (ns.edges * ns.batch))
     events = per_edge * ns.edges * ns.batch
@@ -373,8 +441,12 @@ def main() -> int:
         print(f"ceiling: {ceil['events_per_s']:,.0f} events/s ({ceil['seconds']:.1f} s, subscriber CPU "
               f"{ceil['subscriber_cpu_s']:.1f} s, broker {ceil['broker_cpu_s']:.1f} s, publishers {ceil['publishers_cpu_s']:.1f} s)")
     print(f"hub:     {hub['events_per_s']:,.0f} events/s ({hub['seconds']:.1f} s, hub CPU {hub['hub_cpu_s']:.1f} s, "
-          f"broker {hub['broker_cpu_s']:.1f} s, publishers {hub['publishers_cpu_s']:.1f} s, RSS {hub['hub_rss_mb']:.0f} MiB, "
+          f"broker {hub['broker_cpu_s']:.1f} s, publishers {hub['publishers_cpu_s']:.1f} s, "
           f"duplicates {hub['duplicates']}, resent batches {hub['resent_batches']})")
+    print(f"hub CPU: {hub['hub_cpu_us_per_event']:.2f} µs/event (main thread {hub['hub_main_thread_cpu_s']:.1f} s, "
+          f"other threads {hub['hub_other_threads_cpu_s']} s)")
+    print(f"hub RSS: {hub['hub_rss_start_mb']:.0f} MiB before the load, peak {hub['hub_rss_peak_mb']:.0f} MiB, "
+          f"{hub['hub_rss_mb']:.0f} MiB at the end")
     if result["ratio"] is not None:
         print(f"ratio:   {result['ratio']:.0%} of the ceiling")
     print(f"written: {ns.out}")

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from models.artifact import DEFAULT_ARTIFACT, ArtifactMeta, default_artifact, read_meta
     from models.inference import Anticipator, FeatureGroup, Prediction, Reason, RecognitionState, because
     from models.personalise import Context, PersonalLayer, Verdict, sacrifice
+    from models.prior_shift import History, PriorShift
 
 _HOME = {
     "DEFAULT_ARTIFACT": "models.artifact",
@@ -31,6 +32,8 @@ _HOME = {
     "PersonalLayer": "models.personalise",
     "Verdict": "models.personalise",
     "sacrifice": "models.personalise",
+    "History": "models.prior_shift",
+    "PriorShift": "models.prior_shift",
 }
 
 __all__ = sorted(_HOME)

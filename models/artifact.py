@@ -62,6 +62,7 @@ class HeadMeta(BaseModel):
     labels: list[str]
     classes: list[int] = []  # output column k is label index classes[k] (classifiers)
     calibration: dict[str, Any] | None = None
+    prior_shift: dict[str, Any] | None = None  # next job: models.prior_shift.PriorShift.to_dict()
     epochs: int
     validation: dict[str, float] = {}
     bytes: int = 0
@@ -180,6 +181,7 @@ def export(
         heads[head_name] = HeadMeta(
             file=file, input_width=width, labels=labels, classes=list(head.classes),
             calibration=head.calibration.to_dict() if head.calibration is not None else None,
+            prior_shift=head.prior_shift.to_dict() if head.prior_shift is not None else None,
             epochs=head.epochs, validation=head.validation, bytes=len(blob),
         )
     meta = ArtifactMeta(

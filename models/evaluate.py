@@ -13,7 +13,10 @@ Protocol (``docs/models.md``):
   job inputs for both are reported as ``oracle``.
 * **Model** — trained on the training days with :func:`models.train.train` (or given), then
   exported and run through ONNX (:class:`models.inference.Anticipator`): what is evaluated
-  is what a hub would run.
+  is what a hub would run. Its next-job probabilities for a customer are shifted towards
+  that customer's own mix of next jobs on the training days (:mod:`models.prior_shift`,
+  the weight chosen in training on a validation slice; the same labels the baselines
+  count); the global head alone is reported as ``model_global``.
 * **Personalisation** — each customer's anticipations over *all* days stream through a
   :class:`models.personalise.PersonalLayer` per (customer, market): each anticipation is
   scored (sacrifice ``1 − p[actual]``) before the layer learns its outcome, and the outcome
@@ -42,6 +45,7 @@ from models.dataset import Dataset
 from models.inference import Anticipator
 from models.metrics import confusion, scores
 from models.personalise import Context, PersonalLayer
+from models.prior_shift import History
 from models.samples import DAY, Recogniser, Samples, TargetRules, build_samples, chronological_cut, customer_days
 from models.targets import IDLE
 from models.train import Progress, TrainConfig, train
@@ -63,7 +67,7 @@ class Evaluation:
     jobs: tuple[str, ...]
     markets: tuple[str, ...]
     y: NDArray[np.int32]  # test next jobs
-    p_model: NDArray[np.float32]  # (n, J) on the test points
+    p_model: NDArray[np.floating]  # (n, J) on the test points (prior-shifted per customer)
     p_baselines: dict[str, NDArray[np.float64]]
     market: NDArray[np.int32]
     confusion: NDArray[np.int64]
@@ -124,13 +128,17 @@ def _evaluate(
     test = test.take(known)
     y = test.targets.next_job
     p_all = _chunked(model.next_job, everything.features)
-    p_model = p_all[test_mask][known]
+    p_global = p_all[test_mask][known]
     exp_model = np.concatenate(
         [model.expected_in(test.features[i : i + _CHUNK], y[i : i + _CHUNK]) for i in range(0, max(y.shape[0], 1), _CHUNK)]
     )
 
     train_points = build_samples(schema, dataset, part="train", fraction=fraction, rules=rules, features=False)
-    tr = train_points.targets.take(train_points.targets.next_job >= 0)
+    train_points = train_points.take(train_points.targets.next_job >= 0)
+    tr = train_points.targets
+    # Each customer's own next jobs on the training days: the model's prior shift for that customer.
+    own = History(train_points.customer, tr.times, tr.next_job)
+    p_model = model.prior_shift.for_customers(p_global, test.customer, test.targets.times, own)
     baselines = {cls.name: cls(n_jobs).fit(tr.times, tr.context_job, tr.next_job, tr.expected_in_s) for cls in BASELINES}
     p_baselines = {name: b.predict_proba(test.targets.times, test.targets.context_job) for name, b in baselines.items()}
 
@@ -146,17 +154,19 @@ def _evaluate(
                           "baselines get the same recognised job",
             "log_loss_clip": 1e-6,
         },
-        "model_info": {**model_info, "model": model.model_id},
+        "model_info": {**model_info, "model": model.model_id, "prior_shift": {
+            "weight": model.prior_shift.weight, "strength": model.prior_shift.strength, "buckets": model.prior_shift.buckets}},
         "test_points": int(y.shape[0]),
         "train_points": int(tr.size),
     }
     summary["model"] = _with_breakdown(p_model, y, test, expected=exp_model, markets=model.markets, customers=dataset.customers)
+    summary["model_global"] = _with_breakdown(p_global, y, test, expected=exp_model, markets=model.markets, customers=dataset.customers)
     summary["baselines"] = {
         name: _with_breakdown(p, y, test, expected=_pick(baselines[name], test), markets=model.markets, customers=dataset.customers)
         for name, p in p_baselines.items()
     }
     summary["best_baseline"], summary["beats_best_baseline"] = _comparison(summary)
-    summary["oracle"] = _oracle(model, schema, dataset, fraction, rules, baselines, n_jobs)
+    summary["oracle"] = _oracle(model, schema, dataset, fraction, rules, baselines, own)
     summary["recognition"] = _recognition(model, test)
 
     evaluation = Evaluation(
@@ -253,13 +263,14 @@ def _oracle(
     fraction: float,
     rules: TargetRules,
     baselines: dict[str, Baseline],
-    n_jobs: int,
+    own: History,
 ) -> dict[str, Any]:
     """Model and baselines with ground-truth job inputs on the test days (an upper bound)."""
     test = build_samples(schema, dataset, part="test", fraction=fraction, rules=rules)
     test = test.take(test.targets.next_job >= 0)
     y = test.targets.next_job
-    out: dict[str, Any] = {"model": scores(_chunked(model.next_job, test.features), y)}
+    p = model.prior_shift.for_customers(_chunked(model.next_job, test.features), test.customer, test.targets.times, own)
+    out: dict[str, Any] = {"model": scores(p, y)}
     for name, b in baselines.items():
         out[name] = scores(b.predict_proba(test.targets.times, test.targets.context_job), y)
     return out

@@ -39,6 +39,7 @@ from devices.errors import ModelError
 from models.artifact import ArtifactMeta, default_artifact, read_meta
 from models.calibration import Calibration
 from models.features import EventWindow, features_at
+from models.prior_shift import PriorShift
 from models.schema import FeatureSchema, horizon_label
 
 __all__ = [
@@ -118,6 +119,8 @@ class Anticipator:
         lay = self._schema.layout
         self._rec_width = lay.job
         self._calibration = Calibration.from_dict(meta.heads["next_job"].calibration or {})
+        stored_shift = meta.heads["next_job"].prior_shift
+        self._prior_shift = PriorShift.from_dict(stored_shift) if stored_shift else PriorShift.none(self._n_jobs)
         self._classes = {name: np.asarray(head.classes, np.intp) for name, head in meta.heads.items()}
         self._neutral = np.asarray(meta.neutral, np.float32)
         self._groups = _groups(self._schema)
@@ -172,6 +175,12 @@ class Anticipator:
     @property
     def markets(self) -> tuple[str, ...]:
         return tuple(self._meta.markets)
+
+    @property
+    def prior_shift(self) -> PriorShift:
+        """How far to move the next-job head towards one customer's own mix of jobs
+        (:mod:`models.prior_shift`; weight 0 for an artifact that predates it)."""
+        return self._prior_shift
 
     @property
     def meta(self) -> ArtifactMeta:

@@ -93,9 +93,18 @@ def _markdown(ev: Evaluation) -> str:
         "## Next job: model against baselines",
         _HEADER,
         _row("**model**", s["model"]),
+        *([_row("model, global head only", s["model_global"])] if "model_global" in s else []),
         *(_row(name, d) for name, d in s["baselines"].items()),
         "",
     ]
+    shift = s["model_info"].get("prior_shift")
+    if shift:
+        lines += [
+            f"The model shifts the global head towards each customer's own mix of next jobs on the training days "
+            f"(weight {shift['weight']:g}, strength {shift['strength']:g}, {shift['buckets']} time-of-day bucket(s); "
+            "chosen in training on a validation slice; 0: no shift).",
+            "",
+        ]
     beats = s["beats_best_baseline"]
     best = s["best_baseline"]
     lines.append(

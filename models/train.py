@@ -9,7 +9,8 @@ which dataset it is given. Per head:
   last one ``idle``.
 * **next_job** — which job comes next, a strongly regularised multinomial logistic
   regression over all features (with the recognised current/last job) and smooth
-  time-of-day indicators → ``J`` classes, calibrated (:mod:`models.calibration`).
+  time-of-day indicators → ``J`` classes, calibrated (:mod:`models.calibration`), plus how
+  far to shift it towards a customer's own mix of jobs (:mod:`models.prior_shift`).
 * **expected_in** — seconds until the next job begins *given* which job it is: features plus
   a one-hot of the job → ``log1p(seconds)``; at inference one row per job, so every job
   gets its own estimate.
@@ -17,8 +18,8 @@ which dataset it is given. Per head:
 MLP epochs are chosen on a chronologically later validation slice (the last
 ``validation_fraction`` of each customer's training points), with an update budget so a
 small dataset gets more passes than a large one; then the head is refit on all training
-points for that many epochs. The next-job calibration is fitted on the same slice (by a
-fit that did not see it) and kept for the refit. Reproducible by ``seed``.
+points for that many epochs. The next-job calibration and prior-shift weight are fitted on
+the same slice (by a fit that did not see it) and kept for the refit. Reproducible by ``seed``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from devices.errors import ModelError
 from models.calibration import Calibration, log_loss
 from models.dataset import Dataset
 from models.heads import HeadName, expected_in_rows
+from models.prior_shift import History, PriorShift
 from models.samples import Part, Recogniser, Samples, TargetRules, build_samples, chronological_cut, schema_for
 from models.schema import FeatureSchema
 from models.targets import IDLE
@@ -102,6 +104,7 @@ class Head:
     calibration: Calibration | None = None
     validation: dict[str, float] = field(default_factory=dict)
     classes: tuple[int, ...] = ()  # output column k is class classes[k] (classifiers)
+    prior_shift: PriorShift | None = None  # next job: towards a customer's own mix (models.prior_shift)
 
 
 @dataclass
@@ -203,7 +206,9 @@ def _train(
     val = _validation_mask(samples, config.validation_fraction)
     targets, x = samples.targets, samples.features
     heads["next_job"] = _fit_next_job(
-        schema, x[known], targets.next_job[known].astype(np.int64), val[known], config=config, seed=seed, progress=progress
+        schema, x[known], targets.next_job[known].astype(np.int64), val[known],
+        History(samples.customer[known], targets.times[known], targets.next_job[known]),
+        config=config, seed=seed, progress=progress,
     )
     heads["expected_in"] = _fit_regressor(
         expected_in_rows(x[known], n_jobs, targets.next_job[known]), np.log1p(targets.expected_in_s[known]), val[known],
@@ -312,6 +317,7 @@ def _fit_next_job(
     x: NDArray[np.float32],
     y: NDArray[np.int64],
     val: NDArray[np.bool_],
+    history: History,
     *,
     config: TrainConfig,
     seed: int,
@@ -322,6 +328,11 @@ def _fit_next_job(
     Linear on purpose: on a few weeks of one home it generalises where an MLP memorises, and
     with smooth time-of-day inputs and the recognised job it holds what a Markov ×
     time-of-day table holds, with shrinkage instead of counts.
+
+    The prior shift is chosen on the validation slice too: each customer's mix of next jobs
+    before the slice (``history``: the same points, with customer and time) against the
+    population's, applied to the calibrated probabilities on the slice. The shift kept for
+    the refit carries the population's mix over all points.
     """
     name: HeadName = "next_job"
     n_jobs = len(schema.jobs)
@@ -335,22 +346,33 @@ def _fit_next_job(
         ("lr", LogisticRegression(C=config.next_job_c, max_iter=500, random_state=seed)),
     ])
     calibration, validation = Calibration(1.0, 0.01, tuple(prior)), {}
+    shift = PriorShift.none(n_jobs)
     _tick(progress, name, 0, 2)
     if val.any() and np.unique(y[~val]).size >= 2:
         pipeline.fit(x[~val], y[~val])
         p = _full_proba(pipeline, x[val], n_jobs)
         calibration = Calibration.fit(p, y[val], prior)
+        calibrated = calibration.apply(p)
+        before, on = history.take(~val), history.take(val)
+        shift = PriorShift.fit(calibrated, y[val], on.customer, on.times, before)
+        shifted = shift.for_customers(calibrated, on.customer, on.times, before)
         validation = {
-            "log_loss": log_loss(calibration.apply(p), y[val]),
+            "log_loss": log_loss(calibrated, y[val]),
             "top1": float((p.argmax(axis=1) == y[val]).mean()),
+            "prior_shift_weight": shift.weight,
+            "prior_shift_strength": shift.strength,
+            "prior_shift_buckets": float(shift.buckets),
+            "shifted_log_loss": log_loss(shifted, y[val]),
+            "shifted_top1": float((shifted.argmax(axis=1) == y[val]).mean()),
         }
         pipeline.set_params(lr__warm_start=True)  # the refit starts where this one ended
+    shift = shift.with_population(history)
     _tick(progress, name, 1, 2)
     pipeline.fit(x, y)
     _tick(progress, name, 2, 2)
     log.info("%s head: validation %s", name, validation)
     classes = tuple(int(c) for c in pipeline.classes_)
-    return Head(name, pipeline, x.shape[1], 0, calibration, validation, classes)
+    return Head(name, pipeline, x.shape[1], 0, calibration, validation, classes, shift)
 
 
 def _full_proba(pipeline: Pipeline, x: NDArray[np.float32], n_classes: int) -> NDArray[np.float64]:

@@ -53,6 +53,15 @@ def test_figures_are_complete_finite_and_broken_down_by_market(evaluation: Evalu
     assert s["oracle"]["model"]["top1"] > 0 and 0.0 <= s["recognition"]["top1"] <= 1.0
 
 
+def test_the_global_head_is_reported_beside_the_customer_shifted_model(evaluation: Evaluation) -> None:
+    s = evaluation.summary
+    shift = s["model_info"]["prior_shift"]
+    assert shift["weight"] >= 0.0 and shift["buckets"] in (1, 8)
+    assert s["model_global"]["n"] == s["model"]["n"] == s["test_points"]
+    if shift["weight"] == 0.0:  # no shift chosen: the model is the global head
+        assert s["model_global"]["top1"] == s["model"]["top1"]
+
+
 def test_personalisation_cuts_atypical_customers_week4_sacrifice_by_a_fifth(evaluation: Evaluation) -> None:
     pz = evaluation.summary["personalisation"]
     assert pz["weeks"] == [1, 2, 3, 4]

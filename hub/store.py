@@ -48,6 +48,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 EventRow = tuple[int, int, float, int, int, bool | float | str, int | None]
+CACHE_KIB = 16 * 1024  # SQLite page cache of the hub's connection
 
 
 @dataclass(slots=True)
@@ -192,7 +193,10 @@ class Store:
             if not self.readonly:
                 await self._db.execute("PRAGMA journal_mode = WAL")
                 await self._db.execute("PRAGMA synchronous = NORMAL")
-                await self._db.execute("PRAGMA cache_size = -65536")  # 64 MiB
+                # Ingest appends at the end of each edge's key range: its working set is those
+                # pages and the b-tree's inner ones. 16 MiB holds them (a larger cache only
+                # fills with written pages and shows as resident memory).
+                await self._db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
                 await self._migrate()
             else:
                 version = await self._user_version()
@@ -266,10 +270,19 @@ class Store:
                 raise
 
     async def write(self, group: WriteGroup) -> None:
-        """Write one ingest group atomically; ``StorageError`` if SQLite refuses."""
+        """Write one ingest group atomically; ``StorageError`` if SQLite refuses.
+
+        The whole transaction (``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on error) is
+        one call in SQLite's thread: one hand-over between threads per group rather than one
+        per statement, and a caller cancelled meanwhile cannot leave it half done (the call
+        runs to its end before anything queued after it; writing a group again is harmless).
+        """
+        if self.readonly:
+            raise StorageError("store is open read-only")
+        db = self.db
         try:
-            async with self.transaction() as db:
-                await _write_group(db, group)
+            async with self._write_lock:
+                await db._execute(_write_group, db._conn, group)  # noqa: SLF001 (aiosqlite's thread)
         except sqlite3.Error as exc:
             raise StorageError(f"hub database write failed: {exc}") from exc
 
@@ -449,52 +462,64 @@ class Store:
         return await current_markets(self)
 
 
-async def _write_group(db: aiosqlite.Connection, g: WriteGroup) -> None:
+def _write_group(db: sqlite3.Connection, g: WriteGroup) -> None:
+    """One ingest group in one transaction (runs in SQLite's thread; see ``Store.write``)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        _write_rows(db, g)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.rollback()
+        raise
+
+
+def _write_rows(db: sqlite3.Connection, g: WriteGroup) -> None:
     new = g.new
     if new.customers:
-        await db.executemany("INSERT OR IGNORE INTO customers (customer_key, customer_id, first_seen) VALUES (?,?,?)", new.customers)
+        db.executemany("INSERT OR IGNORE INTO customers (customer_key, customer_id, first_seen) VALUES (?,?,?)", new.customers)
     if new.edges:
-        await db.executemany(
+        db.executemany(
             "INSERT OR IGNORE INTO edges (edge_key, edge_id, customer_key, first_seen, last_seen) VALUES (?,?,?,?,?)", new.edges
         )
     if new.devices:
-        await db.executemany("INSERT OR IGNORE INTO devices (device_key, edge_key, name) VALUES (?,?,?)", new.devices)
+        db.executemany("INSERT OR IGNORE INTO devices (device_key, edge_key, name) VALUES (?,?,?)", new.devices)
     if new.rooms:
-        await db.executemany("INSERT OR IGNORE INTO rooms (room_key, edge_key, name) VALUES (?,?,?)", new.rooms)
+        db.executemany("INSERT OR IGNORE INTO rooms (room_key, edge_key, name) VALUES (?,?,?)", new.rooms)
     if g.events:
         # OR IGNORE is a second line of defence: progress already filtered duplicates out.
-        await db.executemany("INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?)", g.events)
+        db.executemany("INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?)", g.events)
     if g.progress:
-        await db.executemany(
+        db.executemany(
             "INSERT OR REPLACE INTO edge_progress (edge_key, contiguous, high_seq, events, duplicates, ranges, updated)"
             " VALUES (?,?,?,?,?,?,?)",
             g.progress,
         )
     if g.last_seen:
-        await db.executemany("UPDATE edges SET last_seen = MAX(last_seen, ?) WHERE edge_key = ?", g.last_seen)
+        db.executemany("UPDATE edges SET last_seen = MAX(last_seen, ?) WHERE edge_key = ?", g.last_seen)
     if g.statuses:
-        await db.executemany(
+        db.executemany(
             # A status without a role (the last will, an older edge) keeps the role it had.
             "UPDATE edges SET online = ?, status_ts = ?, backlog = ?, version = ?, status = ?, role = COALESCE(?, role),"
             " last_seen = MAX(last_seen, ?) WHERE edge_key = ?",
             g.statuses,
         )
     if g.inventories:
-        await db.executemany(
+        db.executemany(
             "UPDATE edges SET inventory = ?, last_seen = MAX(last_seen, ?) WHERE edge_key = ?", g.inventories
         )
     if g.dead_letters:
-        await db.executemany(
+        db.executemany(
             "INSERT INTO dead_letters (ts, topic, customer_id, edge_id, reason, detail, raw) VALUES (?,?,?,?,?,?,?)",
             g.dead_letters,
         )
     if g.feedback:
-        await db.executemany(
+        db.executemany(
             "INSERT INTO feedback (customer_key, anticipation_id, verdict, job, ts, received) VALUES (?,?,?,?,?,?)",
             g.feedback,
         )
     if g.context:
-        await db.executemany(
+        db.executemany(
             "INSERT OR REPLACE INTO context_state (customer_key, state, updated) VALUES (?,?,?)", g.context
         )
 

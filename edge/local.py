@@ -40,7 +40,7 @@ __all__ = ["DeviceRateLimiter", "LocalOverflow", "LocalSubscriber"]
 
 log = logging.getLogger(__name__)
 _SUBSCRIBE_CHUNK = 100
-DISCOVERY_GRACE_S = 5.0
+DISCOVERY_GRACE_S = 5.0  # wall seconds after a connection that unrouted messages wait for discovery
 _BURST = 500  # queued messages handled per event-loop turn
 
 
@@ -180,7 +180,19 @@ class LocalSubscriber:
         await self._subscribe(client, self.pipeline.subscriptions())
         # What the broker kept for this session arrives before the retained discovery that
         # tells the adapters which topics are theirs: give discovery a moment to come back.
-        self.pipeline.hold_unrouted(until=self._clock() + DISCOVERY_GRACE_S)
+        # The grace is wall time: the agent's clock may run faster (a simulated fleet), and
+        # discovery takes as long as the broker takes to send it. Until it ends, nothing
+        # unrouted is dead-lettered; then the pipeline's next tick dead-letters what is left.
+        pipeline = self.pipeline
+        pipeline.hold_unrouted(until=float("inf"))
+        grace = asyncio.get_running_loop().call_later(
+            DISCOVERY_GRACE_S, lambda: pipeline.hold_unrouted(until=self._clock()))
+        try:
+            await self._consume_messages(client)
+        finally:
+            grace.cancel()  # cut short: the next connection's grace ends the hold
+
+    async def _consume_messages(self, client: aiomqtt.Client) -> None:
         self.ready.set()
         handle = self.pipeline.handle
         outbox = self.pipeline.outbox

@@ -159,7 +159,8 @@ async def _run(config: FleetConfig, workdir: Path, say: Callable[[str], None]) -
         hub_malformed = replayer.malformed if replayer is not None else 0
         wire = {"local copies": feeder.ledger.duplicated, "local swaps": feeder.ledger.reordered}
         if replayer is not None:
-            wire |= {"batch copies": replayer.counters.duplicated, "late batch copies": replayer.counters.delayed}
+            wire |= {"batch copies": replayer.counters.duplicated, "late batch copies": replayer.counters.delayed,
+                     "late copies after newer batches": replayer.counters.overtaken}
         wire = {k: v for k, v in wire.items() if v}
     return await build_report(
         db=db,

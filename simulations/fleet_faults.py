@@ -12,7 +12,8 @@
 ``duplicates`` probability P that a local device message is published twice, and that
                an edge's batch is published again on the hub broker (``HubReplayer``)
 ``reorder``    probability P that a local message is swapped with its edge's next one, and
-               that a copy of an edge's batch reaches the hub seconds late (after newer ones)
+               that a copy of an edge's batch reaches the hub seconds late (after newer ones);
+               the report counts the swaps and the late copies that newer batches overtook
 ``skew=S``     a third of the edges run with clocks up to ±S seconds wrong
 ``malformed``  rate R of malformed payloads on real device topics (edge dead letters) and
                of malformed batches on real edges' event topics (hub dead letters)
@@ -196,6 +197,7 @@ class ReplayCounters:
     seen: int = 0
     duplicated: int = 0
     delayed: int = 0
+    overtaken: int = 0  # late copies published after a newer batch of their edge had passed
     malformed: Counter[str] = field(default_factory=Counter)
 
 
@@ -227,6 +229,8 @@ class HubReplayer:
         self.counters = ReplayCounters()
         self.connected = asyncio.Event()
         self._held: list[tuple[float, int, str, bytes]] = []
+        self._newest: dict[str, int] = {}  # events topic -> highest seq seen on it
+        self._held_seq: dict[int, int] = {}  # order of a late copy -> its highest seq
         self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=10_000)
         self._order = 0
         self._wake = asyncio.Event()
@@ -257,6 +261,9 @@ class HubReplayer:
             if FAULT_MARK in payload:
                 continue  # our own malformed batch
             self.counters.seen += 1
+            high = _high_seq(payload)
+            if high > self._newest.get(topic, 0):
+                self._newest[topic] = high
             if self.duplicate_p and rng.random() < self.duplicate_p:
                 self._queue(topic, payload)
                 self.counters.duplicated += 1
@@ -264,12 +271,19 @@ class HubReplayer:
                 due = time.monotonic() + rng.uniform(*self.late_s)
                 self._order += 1
                 heapq.heappush(self._held, (due, self._order, topic, payload))
+                self._held_seq[self._order] = high
                 self.counters.delayed += 1
                 self._wake.set()
             if self.malformed_rate and rng.random() < self.malformed_rate:
                 kind, bad = self._malformed(payload)
                 self._queue(topic, bad)
                 self.counters.malformed[kind] += 1
+
+    def _late(self, order: int, topic: str, payload: bytes) -> None:
+        """Publish a late copy; count it as overtaken if a newer batch of its edge went first."""
+        if self._newest.get(topic, 0) > self._held_seq.pop(order, 0):
+            self.counters.overtaken += 1
+        self._queue(topic, payload)
 
     def _queue(self, topic: str, payload: bytes) -> None:
         with contextlib.suppress(asyncio.QueueFull):  # a copy more or less changes nothing
@@ -285,8 +299,8 @@ class HubReplayer:
             self._wake.clear()
             now = time.monotonic()
             while self._held and self._held[0][0] <= now:
-                _, _, topic, payload = heapq.heappop(self._held)
-                self._queue(topic, payload)
+                _, order, topic, payload = heapq.heappop(self._held)
+                self._late(order, topic, payload)
             timeout = self._held[0][0] - now if self._held else None
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
@@ -308,13 +322,22 @@ class HubReplayer:
 
     async def flush(self, *, timeout: float = 10.0) -> None:
         """Release every late copy now and wait (bounded) until all copies are published."""
-        for _, _, topic, payload in sorted(self._held):
-            self._queue(topic, payload)
+        for _, order, topic, payload in sorted(self._held):
+            self._late(order, topic, payload)
         self._held.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while not self._outbox.empty():
                     await asyncio.sleep(0.05)
+
+
+def _high_seq(payload: bytes) -> int:
+    """The highest seq in an edge's batch (0 if it is not one)."""
+    try:
+        events = json.loads(payload).get("events")
+        return max((int(e["seq"]) for e in events), default=0) if isinstance(events, list) else 0
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return 0
 
 
 class FaultInjector:

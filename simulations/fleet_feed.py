@@ -67,7 +67,7 @@ class FeedLedger:
     expected: Counter[EventKey] = field(default_factory=Counter)
     malformed: Counter[str] = field(default_factory=Counter)  # per edge
     duplicated: int = 0
-    reordered: int = 0
+    reordered: int = 0  # messages published after a newer one of the same edge
     first_ts: float | None = None
     last_ts: float | None = None
     max_lag_s: float = 0.0  # simulated seconds a message went out after its timestamp
@@ -178,13 +178,13 @@ class Feeder:
             ledger.last_ts = msg.ts
             if faults.reorder_p and msg.edge_id not in held and rng.random() < faults.reorder_p:
                 held[msg.edge_id] = (msg, events)  # goes out right after this edge's next message
-                ledger.reordered += 1
                 continue
             await self._data(send, msg, events)
             late = held.pop(msg.edge_id, None)
             if late is not None:
                 await self._data(send, *late)
-        for late in held.values():
+                ledger.reordered += 1  # published after a newer message of its edge: swapped
+        for late in held.values():  # nothing newer came for this edge: it just goes out last
             await self._data(send, *late)
 
     async def _data(self, send: _Send, msg: WireMessage, events: list[SimEvent]) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from devices import DefinitionsAdapter
 from edge import EdgeAgent, EdgeSettings, Outbox, OutboxSettings
+from edge.settings import BrokerSettings
 from devices.readings import Reading
 from edge.acks import LocalAcks, message_key
 from edge_testkit import edge_settings, hub_broker, multi_sensor  # noqa: F401 (fixtures)
@@ -85,12 +86,15 @@ def _power_values(outbox: Path) -> Counter[float]:
 
 
 async def test_agents_cancelled_mid_stream_store_every_device_message_exactly_once(
-    mosquitto: Mosquitto, edge_settings: Callable[..., EdgeSettings], prefix: str, tmp_path: Path
+    mosquitto_factory: Callable[..., Mosquitto], edge_settings: Callable[..., EdgeSettings], prefix: str,
+    tmp_path: Path,
 ) -> None:
     """Five restarts while devices publish: what was committed but not acknowledged comes
     back with DUP and is skipped; what was received but not committed comes back and is
     stored; a payload a device really sent twice is stored twice."""
-    settings = edge_settings()
+    # No queue limit: Mosquitto's default (1000) drops what a session misses past it.
+    mosquitto = mosquitto_factory(max_queued_messages=0)
+    settings = edge_settings().model_copy(update={"local_broker": BrokerSettings.model_validate(mosquitto.url)})
     expected: Counter[float] = Counter()
     rng = random.Random(7)
     redelivered = 0

@@ -15,13 +15,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.features import EventWindow, _output, _run_many, _State
+from models.schema import FeatureSchema
+
+__all__ = ["FeatureStream"]
 
 
 def _columns(window: EventWindow) -> tuple[NDArray[Any], ...]:
     return tuple(window)
-from models.schema import FeatureSchema
-
-__all__ = ["FeatureStream"]
 
 
 class FeatureStream:

@@ -168,6 +168,24 @@ def test_out_buffer_is_filled_in_place_and_checked(home: FeatureSchema) -> None:
         features_at(home, w, 1.0, out=np.empty(3, dtype=np.float32))
 
 
+def test_a_reused_output_holds_nothing_of_its_previous_contents(home: FeatureSchema) -> None:
+    """Every cell of every row is written on each call: stale one-hots, counts or NaN in a
+    reused buffer never leak into the result."""
+    rng = np.random.default_rng(11)
+    n = 400
+    ts = np.sort(rng.uniform(0, 2 * DAY, n)).round(0)
+    caps = np.array([CAP[c] for c in ("occupancy", "contact", "action", "temperature", "power")])
+    device = rng.integers(-1, 6, n)  # some unknown devices and rooms too
+    w = EventWindow.from_arrays(ts, device, rng.integers(-1, 3, n), caps[device % 5], rng.choice([0.0, 1.0, 1500.0], n))
+    times = np.linspace(ts[0] - 60, ts[-1] + 60, 300)
+    inputs = {"markets": rng.integers(-1, 3, 300), "jobs": rng.integers(-1, 3, 300), "job_since_s": rng.uniform(0, DAY, 300)}
+    fresh = compute_features(home, w, times, **inputs)
+    for garbage in (np.nan, 1.0, -7.5):
+        out = np.full_like(fresh, garbage)
+        compute_features(home, w, times, **inputs, out=out)
+        np.testing.assert_array_equal(out, fresh)
+
+
 def test_unsorted_or_mismatched_inputs_are_refused(home: FeatureSchema) -> None:
     with pytest.raises(ValueError, match="sorted"):
         EventWindow.from_arrays([2.0, 1.0], [0, 0], [0, 0], [0, 0], [1.0, 1.0])

@@ -183,10 +183,14 @@ async def _market_async(db: Path, args: argparse.Namespace) -> dict[str, Any]:
         raise StorageError(f"no hub database at {db}")
     now = time.time()
     customer = args.customer
-    market = until = None
+    market: str | None = None
+    until: float | None = None  # None: until withdrawn
     if args.declare:  # validate before touching the database
         market = check_market(args.declare, extra=_model_markets())
-        until = parse_until(args.until, now=now) if args.until else now + parse_duration(args.for_) if args.for_ else None
+        if args.until:
+            until = parse_until(args.until, now=now)
+        elif args.for_:
+            until = now + parse_duration(args.for_)
     async with Store(db) as store:
         withdrawn = None
         if market is not None:

@@ -13,7 +13,7 @@ Routes (JSON unless said; all but ``/``, ``/static`` and ``/healthz`` need a bea
 ``/api/stream``                              viewer    SSE ``fleet`` events; ``?customer=`` adds
                                                        ``customer`` events (operator, audited)
 ``/api/customers``                           operator  customers with edge and event counts
-``/api/customers/{id}/context``              operator  context, market, privacy policy (audited)
+``/api/customers/{id}/context``              operator  context, market (and any declared), privacy (audited)
 ``/api/customers/{id}/events``               operator  ``?since=&limit=`` (audited)
 ``/api/customers/{id}/anticipations``        operator  recent anticipations, sacrifice (audited)
 ``/api/customers/{id}/market``               operator  GET/PUT/DELETE the market (audited;
@@ -33,6 +33,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ from starlette.staticfiles import StaticFiles
 
 from devices.errors import StorageError
 
+from ..markets import declaration
 from . import customers as cust
 from .audit import record_read
 from .market import market_request
@@ -191,9 +193,12 @@ async def customers(request: Request, state: ApiState, who: TokenInfo) -> Respon
 async def _context_doc(state: ApiState, cid: str) -> dict[str, Any]:
     snapshot = state.hub.snapshot(cid)
     recent = await cust.anticipations(state.queries, state.reader, cid, limit=1)
+    service = state.hub.anticipation
+    held = await declaration(state.reader, cid, now=service.now() if service is not None else time.time())
     return {
         "customer_id": cid,
         "market": recent[0].get("market") if recent and isinstance(recent[0], dict) else None,
+        "declared": None if held is None else {"market": held.market, "until": held.until},
         "context": snapshot,
         "privacy": cust.privacy_policy(snapshot),
     }

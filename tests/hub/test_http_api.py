@@ -135,7 +135,7 @@ async def test_json_api_shapes(
             customers = (await http.get("/api/customers")).json()["customers"]
             assert customers == [{"customer_id": c, "edges": 1, "events": 41, "first_seen": customers[0]["first_seen"]}]
             ctx = (await http.get(f"/api/customers/{c}/context")).json()
-            assert set(ctx) == {"customer_id", "market", "context", "privacy"}
+            assert set(ctx) == {"customer_id", "market", "declared", "context", "privacy"}
             assert ctx["context"]["customer_id"] == c and ctx["context"]["edges"][0]["edge_id"] == e
             assert {(p["device"], json.dumps(p["capabilities"])) for p in ctx["privacy"]} == {
                 ("pir", '{"occupancy": "coarse"}'), ("cam", '{"media": "local"}')}

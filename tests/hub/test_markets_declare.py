@@ -204,12 +204,15 @@ async def test_customer_tokens_open_only_their_own_routes_and_operator_changes_a
             assert r.status_code == 200 and r.json()["market"] == "venue:gym"
             mine = (await me.get("/api/me/market")).json()
             assert mine["market"] == "venue:gym" and mine["declared"]["until"] is not None
+            shown = (await ops.get(f"/api/customers/{customer}/context")).json()["declared"]  # the dashboard's
+            assert shown == {"market": "venue:gym", "until": mine["declared"]["until"]}
             assert (await ops.delete(f"/api/customers/{customer}/market")).json()["withdrawn"] is True
             assert (await ops.get("/api/customers/nobody-here/market")).status_code == 404
 
     with sqlite3.connect(db) as conn:
         audit = conn.execute("SELECT token_name, customer_id, resource, detail FROM audit_log").fetchall()
-    assert audit == [("ops", customer, "market", "PUT"), ("ops", customer, "market", "DELETE")]
+    assert audit == [("ops", customer, "market", "PUT"), ("ops", customer, "context", ""),
+                     ("ops", customer, "market", "DELETE")]
 
 
 async def test_erasing_a_customer_erases_declarations_and_customer_tokens_revoking_keeps_none_alive(tmp_path: Path) -> None:

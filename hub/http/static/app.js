@@ -209,7 +209,9 @@ async function loadCustomer(id) {
 function renderContext(doc) {
   if (doc.customer_id !== state.customer) return;
   const c = doc.context;
-  $("#c-market").textContent = doc.market || "not anticipated yet";
+  const held = doc.declared;
+  const declared = held ? ` · declared ${held.market}${held.until ? ` until ${new Date(held.until * 1000).toISOString().slice(0, 16).replace("T", " ")} UTC` : ""}` : "";
+  $("#c-market").textContent = (doc.market || "not anticipated yet") + declared;
   $("#c-home").textContent = c.home == null ? "unknown" : `${c.home ? "home" : "away"} (by ${c.home_basis})`;
   $("#c-rooms").textContent = c.occupied_rooms.length ? c.occupied_rooms.join(", ") : "none";
   $("#c-activity").textContent = when(c.last_activity);

@@ -13,10 +13,11 @@ Protocol (``docs/models.md``):
   job inputs for both are reported as ``oracle``.
 * **Model** — trained on the training days with :func:`models.train.train` (or given), then
   exported and run through ONNX (:class:`models.inference.Anticipator`): what is evaluated
-  is what a hub would run. Its next-job probabilities for a customer are shifted towards
-  that customer's own mix of next jobs on the training days (:mod:`models.prior_shift`,
-  the weight chosen in training on a validation slice; the same labels the baselines
-  count); the global head alone is reported as ``model_global``.
+  are the heads a hub would run. Their next-job probabilities for a customer are shifted
+  towards that customer's own mix of next jobs on the training days
+  (:mod:`models.prior_shift`, chosen in training on a validation slice; the same labels the
+  baselines count) — a hub learns that history online through its personal layer instead.
+  The global head alone is reported as ``model_global``.
 * **Personalisation** — each customer's anticipations over *all* days stream through a
   :class:`models.personalise.PersonalLayer` per (customer, market): each anticipation is
   scored (sacrifice ``1 − p[actual]``) before the layer learns its outcome, and the outcome

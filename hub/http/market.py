@@ -41,6 +41,7 @@ async def market_request(request: Request, state: ApiState, customer_id: str) ->
     service = hub.anticipation
     extra = service.model.markets if service is not None else ()
     now = service.now() if service is not None else time.time()  # the clock anticipation reads "until" by
+    withdrawn: bool | None = None
     if request.method == "PUT":
         try:
             market, until = _declaration(await request.body(), now=now, extra=extra)
@@ -54,7 +55,7 @@ async def market_request(request: Request, state: ApiState, customer_id: str) ->
     doc: dict[str, Any] = await market_report(  # the reader sees the change: WAL, committed above
         state.reader, customer_id, hub.snapshot(customer_id), now=now, tz_offset_s=hub.settings.anticipation.tz_offset_s
     )
-    if request.method == "DELETE":
+    if withdrawn is not None:
         doc["withdrawn"] = withdrawn
     doc["known"] = list(known_markets(extra))
     return JSONResponse(doc)

@@ -78,8 +78,7 @@ _KINDS = ("hotel", "hostel", "gym", "pool", "spa", "cafe", "office", "cinema")
 _ENTER = frozenset({"arrival", "entry", "check_in", "checkin", "in"})
 _LEAVE = frozenset({"departure", "exit", "check_out", "checkout", "out"})
 _ACTIVITY = frozenset({"occupancy", "contact", "switch", "lock", "action", "media", "checkin", "presence"})
-
-
+# The markets DESIGN.md names (venue:<kind> aside): what a customer may always declare.
 BASE_MARKETS: tuple[str, ...] = ("home:weekday", "home:weekend", "travel:business", "travel:leisure", "hosting")
 
 

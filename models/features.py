@@ -171,6 +171,14 @@ def _check_times(times: NDArray[np.float64], what: str) -> None:
 
 
 @njit(inline="always", **_KERNEL)
+def _u(index: int) -> int:
+    """``index`` (known to be ``>= 0``) as unsigned, so numba skips its negative-index
+    wraparound: that select on every computed offset kept LLVM from vectorising stores at
+    ``base + k`` and cost a few instructions on every scattered access."""
+    return np.uint64(index)
+
+
+@njit(inline="always", **_KERNEL)
 def _effect(
     rule: NDArray[np.int8], threshold: NDArray[np.float64], cap: int, v: float
 ) -> tuple[bool, bool]:
@@ -238,7 +246,7 @@ def _since_block(
     for e in range(scratch.shape[0]):
         scratch[e] = _ln(scratch[e]) * scale32
     for e in range(count):
-        dst[offset + e] = scratch[e]
+        dst[_u(offset + e)] = scratch[e]
 
 
 @njit(inline="always", **_KERNEL)
@@ -271,6 +279,7 @@ def _weekday(day: int) -> tuple[float, float, float]:
 @njit(inline="always", **_KERNEL)
 def _write_context(
     dst: NDArray[np.float32],
+    base: int,
     seconds_of_day: float,
     weekday: tuple[float, float, float],
     market: int,
@@ -281,17 +290,18 @@ def _write_context(
 ) -> None:
     """Time, market and job columns; the market and job blocks must be zero."""
     tod_sin, tod_cos = _time_of_day(seconds_of_day)
-    dst[time_off] = tod_sin
-    dst[time_off + 1] = tod_cos
-    dst[time_off + 2] = weekday[0]
-    dst[time_off + 3] = weekday[1]
-    dst[time_off + 4] = weekday[2]
-    market_off = time_off + 5
+    at = base + time_off
+    dst[_u(at)] = tod_sin
+    dst[_u(at + 1)] = tod_cos
+    dst[_u(at + 2)] = weekday[0]
+    dst[_u(at + 3)] = weekday[1]
+    dst[_u(at + 4)] = weekday[2]
+    market_off = at + 5
     job_off = market_off + n_markets
     if 0 <= market < n_markets:
-        dst[market_off + market] = 1.0
+        dst[_u(market_off + market)] = 1.0
     if 0 <= job < n_jobs:
-        dst[job_off + job] = 1.0
+        dst[_u(job_off + job)] = 1.0
 
 
 @njit(**_KERNEL)
@@ -327,6 +337,15 @@ def _features_many(
 
     ``row`` holds the running counts and states in output layout, so each anticipation
     time costs its pointer moves, one copy of the row and the ``since`` block.
+
+    What keeps it fast: every computed index goes through :func:`_u`, so no access pays
+    for negative-index wraparound and LLVM vectorises the row copy and the ``since``
+    stores (together about +30% over indexing with signed offsets); the output is written
+    through one flat view at a row offset rather than a view per row (whose reference
+    count costs two atomic operations per row); the row is copied in one pass (its since
+    and context cells are zero, then overwritten). Tried and dropped, no measurable gain:
+    branch-free steps for the events a horizon forgets, a sink cell per write site, and
+    computing the ``since`` block in one fused pass (slower: it vectorised 4 wide).
     """
     n_h = horizons.shape[0]
     n_ent = n_devices + n_rooms
@@ -341,52 +360,53 @@ def _features_many(
     sink = width
     last_sink = padded
     scratch = np.empty(padded, dtype=np.float32)
+    flat = out.reshape(out.size)
     tails = cursors[1:]
     head = cursors[0]
     day = np.iinfo(np.int64).min
     weekday = (0.0, 0.0, 0.0)
     for j in range(times.shape[0]):
         t = times[j]
-        while head < n and ts[head] <= t:
-            act, bears = _effect(rule, threshold, capability[head], value[head])
-            d = device[head]
-            r = room[head]
+        while head < n and ts[_u(head)] <= t:
+            at = _u(head)
+            act, bears = _effect(rule, threshold, capability[at], value[at])
+            d = device[at]
+            r = room[at]
             d_act = act & (d >= 0) & (d < n_devices)
             r_act = act & (r >= 0) & (r < n_rooms)
             # Unknown or inactive entities write to the sinks: no branch to mispredict.
             for h in range(n_h):
-                row[h * n_ent + d if d_act else sink] += 1.0
-                row[h * n_ent + n_devices + r if r_act else sink] += 1.0
-            last[d if d_act else last_sink] = ts[head]
-            last[n_devices + r if r_act else last_sink] = ts[head]
+                row[_u(h * n_ent + d if d_act else sink)] += 1.0
+                row[_u(h * n_ent + n_devices + r if r_act else sink)] += 1.0
+            last[_u(d if d_act else last_sink)] = ts[at]
+            last[_u(n_devices + r if r_act else last_sink)] = ts[at]
             d_state = bears & (d >= 0) & (d < n_devices)
-            row[state_off + d if d_state else sink] = 1.0 if act else 0.0
-            flags[head] = np.uint8(d_act) | (np.uint8(r_act) << 1)
+            row[_u(state_off + d if d_state else sink)] = 1.0 if act else 0.0
+            flags[at] = np.uint8(d_act) | (np.uint8(r_act) << 1)
             head += 1
         for h in range(n_h):
             edge = t - horizons[h]
             base = h * n_ent
             i = tails[h]
-            while i < head and ts[i] <= edge:
-                flag = flags[i]
-                row[base + device[i] if flag & 1 else sink] -= 1.0
-                row[base + n_devices + room[i] if flag & 2 else sink] -= 1.0
+            while i < head and ts[_u(i)] <= edge:
+                k = _u(i)
+                flag = flags[k]
+                row[_u(base + device[k] if flag & 1 else sink)] -= 1.0
+                row[_u(base + n_devices + room[k] if flag & 2 else sink)] -= 1.0
                 i += 1
             tails[h] = i
-        dst = out[j]
-        for k in range(since_off):
-            dst[k] = row[k]
+        base = j * width
+        for k in range(width):
+            flat[_u(base + k)] = row[k]
         last[n_ent] = _job_last(t, job_since[j])
-        _since_block(t, last, since_cap, scratch, scale, dst, since_off, n_ent)
-        for k in range(state_off, width):
-            dst[k] = row[k]
-        dst[width - 1] = scratch[n_ent]
+        _since_block(t, last, since_cap, scratch, scale, flat, base + since_off, n_ent)
+        flat[_u(base + width - 1)] = scratch[n_ent]
         local = t + tz_offset
         today = math.floor(local / _DAY)
         if today != day:
             day = today
             weekday = _weekday(day)
-        _write_context(dst, local - today * _DAY, weekday, markets[j], jobs[j], time_off, n_markets, n_jobs)
+        _write_context(flat, base, local - today * _DAY, weekday, markets[j], jobs[j], time_off, n_markets, n_jobs)
     cursors[0] = head
 
 
@@ -465,7 +485,7 @@ def _features_one(
     out[out.shape[0] - 1] = scratch[n_ent]
     local = t + tz_offset
     today = math.floor(local / _DAY)
-    _write_context(out, local - today * _DAY, _weekday(today), market, job, time_off, n_markets, n_jobs)
+    _write_context(out, 0, local - today * _DAY, _weekday(today), market, job, time_off, n_markets, n_jobs)
 
 
 # ---------------------------------------------------------------------------- public API

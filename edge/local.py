@@ -178,6 +178,7 @@ class LocalSubscriber:
     async def _consume(self, client: aiomqtt.Client) -> None:
         self._filters = []
         await self._subscribe(client, self.pipeline.subscriptions())
+        raise_if_cancelled()
         # What the broker kept for this session arrives before the retained discovery that
         # tells the adapters which topics are theirs: give discovery a moment to come back.
         # The grace is wall time: the agent's clock may run faster (a simulated fleet), and

@@ -174,11 +174,16 @@ class Uplink:
         await client.subscribe(
             [(self.topics["ack"], 1), (self.topics["control"], 1), *((t, 1) for t in self.handlers)]
         )
+        raise_if_cancelled()
         self._live = client
         await self._publish_status(client, "online")
+        # A SIGTERM landing on these aiomqtt waits could be swallowed (3.11): without this
+        # check the task group below started anyway and the stopping agent waited forever.
+        raise_if_cancelled()
         if len(self.inventory):
             self.inventory.changed.clear()
             await client.publish(self.topics["devices"], self.inventory.to_json(), qos=1, retain=True)
+            raise_if_cancelled()
         # Everything not acknowledged goes again, in order, on every connection.
         self.next_send = max(self.acked + 1, self.outbox.first_seq)
         self._high_sent = self.next_send - 1

@@ -207,7 +207,7 @@ class LocalSubscriber:
         acks = self.acks
         async for first in client.messages:
             message = first
-            for _ in range(_BURST):
+            for taken in range(1, _BURST + 1):
                 topic, payload = str(message.topic), payload_bytes(message.payload)
                 # A DUP message whose key is known was handled before a crash or a lost link:
                 # it only needs its PUBACK. Anything else is handled.
@@ -227,6 +227,8 @@ class LocalSubscriber:
                     acks.owe(message.mid, message.qos)
                     if acks.unacked >= acks.max_unacked:
                         await acks.wait_room()
+                if taken == _BURST:
+                    break  # the rest waits for the next turn (taking one more here would drop it)
                 try:
                     message = queue.get_nowait()
                 except asyncio.QueueEmpty:

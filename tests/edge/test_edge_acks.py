@@ -15,6 +15,7 @@ import aiomqtt
 import pytest
 
 from devices import DefinitionsAdapter
+import edge.local as edge_local
 from edge import EdgeAgent, EdgeSettings, Outbox, OutboxSettings
 from edge.settings import BrokerSettings
 from devices.readings import Reading
@@ -142,3 +143,44 @@ async def test_agents_cancelled_mid_stream_store_every_device_message_exactly_on
 
 
 pytestmark = pytest.mark.timeout(120)
+
+
+async def test_a_backlog_taken_in_bursts_loses_no_message_between_two_bursts(
+    mosquitto_factory: Callable[..., Mosquitto], edge_settings: Callable[..., EdgeSettings], prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The subscriber takes what aiomqtt queued in bursts; the message after a full burst is
+    the next burst's first (it was once taken and dropped: never stored, never acknowledged)."""
+    monkeypatch.setattr(edge_local, "_BURST", 5)  # bursts smaller than the broker sends: many boundaries
+    subscribe = edge_local.LocalSubscriber._subscribe
+
+    async def slow_subscribe(self: edge_local.LocalSubscriber, client: aiomqtt.Client, filters: list[str]) -> None:
+        await asyncio.sleep(0.5)  # as a busy edge starting up: the broker's backlog piles up in aiomqtt's queue
+        await subscribe(self, client, filters)
+
+    monkeypatch.setattr(edge_local.LocalSubscriber, "_subscribe", slow_subscribe)
+    mosquitto = mosquitto_factory(max_queued_messages=0)
+    settings = edge_settings().model_copy(update={"local_broker": BrokerSettings.model_validate(mosquitto.url)})
+
+    def agent() -> EdgeAgent:
+        return EdgeAgent(settings, sessions=[DefinitionsAdapter.of([multi_sensor(prefix)]).new_session()])
+
+    async with asyncio.timeout(60):
+        first = agent()
+        async with asyncio.TaskGroup() as tg:  # the persistent session exists; then the edge is down
+            run = tg.create_task(first.run())
+            await first.ready.wait()
+            run.cancel()
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as client:
+            for i in range(600):  # queued by the broker for the edge's session
+                await client.publish(f"{prefix}/d{i % 5}/state", json.dumps({"p": i}).encode(), qos=1)
+        second = agent()
+        async with asyncio.TaskGroup() as tg:
+            run = tg.create_task(second.run())
+            for _ in range(200):
+                if sum(_power_values(settings.outbox.path).values()) >= 600:
+                    break
+                await asyncio.sleep(0.05)
+            run.cancel()
+    assert _power_values(settings.outbox.path) == Counter(float(i) for i in range(600))
+    assert second.local is not None and second.local.connects == 1  # no reconnect redelivered them

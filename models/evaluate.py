@@ -156,7 +156,8 @@ def _evaluate(
             "log_loss_clip": 1e-6,
         },
         "model_info": {**model_info, "model": model.model_id, "prior_shift": {
-            "weight": model.prior_shift.weight, "strength": model.prior_shift.strength, "buckets": model.prior_shift.buckets}},
+            "weight": model.prior_shift.weight, "strength": model.prior_shift.strength, "buckets": model.prior_shift.buckets,
+            "temperature": model.prior_shift.temperature}},
         "test_points": int(y.shape[0]),
         "train_points": int(tr.size),
     }

@@ -21,7 +21,9 @@ population describes — or the only customer — gets exactly 1.
 Training chooses the exponent ``w``, the strength ``κ`` and the buckets (1: the customer's
 overall mix, or 8 × 3 h) on the chronologically last slice of each customer's training points
 (:meth:`PriorShift.fit`), by log-loss — never on test data; ``w = 0`` (no shift) whenever
-the shift does not help there. Pure numpy; JSON-able (carried by the artifact's next-job head).
+the shift does not help there. A shift sharpens or flattens the calibrated head, so a
+temperature over the shifted probabilities is fitted on the same slice last (1 when no shift).
+Pure numpy; JSON-able (carried by the artifact's next-job head).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ _DAY = 86400.0
 _WEIGHTS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 _STRENGTHS = (2.0, 5.0, 20.0)
 _BUCKETS = (1, 8)
+_TEMPERATURES = (0.8, 0.85, 0.9, 0.95, 1.05, 1.1, 1.15, 1.2, 1.3)
 
 
 class History(NamedTuple):
@@ -68,11 +71,13 @@ def _rates(history: History, buckets: int, n_jobs: int) -> NDArray[np.float64]:
 
 @dataclass(frozen=True, slots=True)
 class PriorShift:
-    """Fitted shift: exponent, strength, buckets and the population's rates ``(buckets, J)``."""
+    """Fitted shift: exponent, strength, buckets, the population's rates ``(buckets, J)`` and
+    the temperature applied after the shift."""
 
     weight: float
     strength: float
     population: tuple[tuple[float, ...], ...]  # r(b, j); len() is the number of buckets
+    temperature: float = 1.0
 
     @property
     def buckets(self) -> int:
@@ -110,11 +115,14 @@ class PriorShift:
         return (k * overall[:, None, :] + n) / (k + e)
 
     def apply(self, p: NDArray[np.floating], theta: NDArray[np.floating]) -> NDArray[np.float64]:
-        """``p`` ``(n, J)`` times ``theta ** weight`` (``(J,)`` or ``(n, J)``), renormalised."""
+        """``p`` ``(n, J)`` times ``theta ** weight`` (``(J,)`` or ``(n, J)``), to the power
+        ``1 / temperature``, renormalised."""
         p = np.asarray(p, np.float64)
         if self.weight == 0.0:
             return p
         q = p * np.asarray(theta, np.float64) ** self.weight
+        if self.temperature != 1.0:
+            q = np.maximum(q, 1e-300) ** (1.0 / self.temperature)
         return q / q.sum(axis=1, keepdims=True)
 
     def for_customers(
@@ -143,7 +151,8 @@ class PriorShift:
         ``p`` ``(n, J)`` are the (calibrated) head's probabilities on validation points it did
         not learn from, at ``times``, for ``customer``; ``history`` the points it did learn
         from (the population, and each customer's past). Ties go to the simpler shift: none
-        unless it helps, one bucket before eight, then the smaller weight.
+        unless it helps, one bucket before eight, then the smaller weight. The temperature is
+        chosen last, for the chosen shift (1 unless another does better).
         """
         n_jobs = int(np.shape(p)[1])
         best = cls.over(history, weight=0.0, strength=_STRENGTHS[-1], buckets=1, n_jobs=n_jobs)
@@ -160,19 +169,31 @@ class PriorShift:
                     loss = log_loss(PriorShift(weight, strength, base.population).apply(p, theta), y)
                     if loss < best_loss - 1e-6:
                         best, best_loss = PriorShift(weight, strength, base.population), loss
-        return best
+        if best.weight == 0.0:
+            return best
+        theta = best.multipliers(history, n_customers)[np.asarray(customer, np.int64), _bucket(times, best.buckets)]
+        tempered = best
+        for temperature in _TEMPERATURES:
+            candidate = PriorShift(best.weight, best.strength, best.population, temperature)
+            loss = log_loss(candidate.apply(p, theta), y)
+            if loss < best_loss - 1e-6:
+                tempered, best_loss = candidate, loss
+        return tempered
 
     def with_population(self, history: History) -> PriorShift:
         """The same weight, strength and buckets over the population of ``history``
         (the head refit on every training point)."""
-        return PriorShift.over(history, weight=self.weight, strength=self.strength, buckets=self.buckets, n_jobs=self.n_jobs)
+        shift = PriorShift.over(history, weight=self.weight, strength=self.strength, buckets=self.buckets, n_jobs=self.n_jobs)
+        return PriorShift(shift.weight, shift.strength, shift.population, self.temperature)
 
     def to_dict(self) -> dict[str, object]:
-        return {"weight": self.weight, "strength": self.strength, "population": [list(row) for row in self.population]}
+        return {"weight": self.weight, "strength": self.strength, "population": [list(row) for row in self.population],
+                "temperature": self.temperature}
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> PriorShift:
         population = data["population"]
         assert isinstance(population, list)
         return cls(float(data["weight"]), float(data["strength"]),  # type: ignore[arg-type]
-                   tuple(tuple(float(v) for v in row) for row in population))
+                   tuple(tuple(float(v) for v in row) for row in population),
+                   float(data.get("temperature", 1.0)))  # type: ignore[arg-type]

@@ -101,7 +101,8 @@ def _markdown(ev: Evaluation) -> str:
     if shift:
         lines += [
             f"The model shifts the global head towards each customer's own mix of next jobs on the training days "
-            f"(weight {shift['weight']:g}, strength {shift['strength']:g}, {shift['buckets']} time-of-day bucket(s); "
+            f"(weight {shift['weight']:g}, strength {shift['strength']:g}, {shift['buckets']} time-of-day bucket(s), "
+            f"temperature {shift.get('temperature', 1.0):g}; "
             "chosen in training on a validation slice; 0: no shift).",
             "",
         ]

@@ -362,6 +362,7 @@ def _fit_next_job(
             "prior_shift_weight": shift.weight,
             "prior_shift_strength": shift.strength,
             "prior_shift_buckets": float(shift.buckets),
+            "prior_shift_temperature": shift.temperature,
             "shifted_log_loss": log_loss(shifted, y[val]),
             "shifted_top1": float((shifted.argmax(axis=1) == y[val]).mean()),
         }

@@ -84,3 +84,25 @@ def test_a_shift_survives_json_and_the_trained_artifact_carries_it(small_model: 
 def test_the_shipped_artifact_loads_with_a_shift_or_without_one() -> None:
     model = Anticipator.load()
     assert model.prior_shift.weight >= 0.0 and model.prior_shift.n_jobs == len(model.jobs)
+
+
+def test_the_temperature_after_the_shift_is_kept_and_an_older_meta_reads_as_one() -> None:
+    history, _ = _two_residents(100, 7)
+    base = PriorShift.over(history, weight=1.0, strength=5.0, buckets=1, n_jobs=3)
+    tempered = PriorShift(base.weight, base.strength, base.population, 1.2)
+    assert PriorShift.from_dict(tempered.to_dict()) == tempered
+    assert tempered.with_population(history).temperature == 1.2
+    older = {k: v for k, v in base.to_dict().items() if k != "temperature"}
+    assert PriorShift.from_dict(older).temperature == 1.0
+    p = np.array([[0.6, 0.3, 0.1]])
+    flatter = tempered.apply(p, np.ones(3))
+    assert flatter[0, 0] < 0.6 and np.isclose(flatter.sum(), 1.0)  # T > 1 flattens
+
+
+def test_no_shift_means_no_temperature_either() -> None:
+    history, _ = _two_residents(300, 8)
+    alone = history.take(history.customer == 0)
+    held_out, p = _two_residents(100, 9)
+    solo = held_out.take(held_out.customer == 0)
+    fitted = PriorShift.fit(p[: solo.job.size], solo.job, solo.customer, solo.times, alone)
+    assert fitted.weight == 0.0 and fitted.temperature == 1.0

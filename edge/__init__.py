@@ -6,6 +6,7 @@ The public surface::
     await EdgeAgent(settings, sessions=registry.sessions(settings.adapters)).run()
 """
 
+from .acks import LocalAcks
 from .agent import EdgeAgent, serve
 from .backoff import Backoff
 from .batch import encode_batch
@@ -40,6 +41,7 @@ __all__ = [
     "HomeBridge",
     "HomeSettings",
     "Inventory",
+    "LocalAcks",
     "LocalSettings",
     "LocalSubscriber",
     "Outbox",

@@ -32,7 +32,7 @@ import paho.mqtt.client as mqtt
 from .acks import LocalAcks
 from .backoff import Backoff
 from .deadletters import DeadLetters
-from .mqtt import NODELAY, counting_queue, payload_bytes, raise_if_cancelled
+from .mqtt import NODELAY, cancel_requests, counting_queue, payload_bytes, raise_if_cancelled
 from .pipeline import Pipeline
 from .settings import BrokerSettings, LocalSettings
 
@@ -138,12 +138,12 @@ class LocalSubscriber:
         self._filters: list[str] = []
         self._monotonic = monotonic
         self.rates = DeviceRateLimiter(rate=settings.device_messages_per_s, burst=settings.device_burst)
-        self.acks: LocalAcks | None = None
-        if settings.manual_ack:
-            self.acks = LocalAcks(pipeline.outbox, commit_after=settings.commit_unacked,
-                                  max_unacked=settings.max_unacked)
+        self.acks: LocalAcks | None = None  # with local.manual_ack, made when ``run`` starts
 
     async def run(self) -> None:
+        if self.settings.manual_ack and self.acks is None:
+            self.acks = LocalAcks(self.pipeline.outbox, commit_after=self.settings.commit_unacked,
+                                  max_unacked=self.settings.max_unacked)
         backoff = Backoff(initial=self.settings.backoff_initial_s, cap=self.settings.backoff_max_s)
         while True:
             try:
@@ -177,8 +177,9 @@ class LocalSubscriber:
 
     async def _consume(self, client: aiomqtt.Client) -> None:
         self._filters = []
+        since = cancel_requests()
         await self._subscribe(client, self.pipeline.subscriptions())
-        raise_if_cancelled()
+        raise_if_cancelled(since=since)
         # What the broker kept for this session arrives before the retained discovery that
         # tells the adapters which topics are theirs: give discovery a moment to come back.
         # The grace is wall time: the agent's clock may run faster (a simulated fleet), and

@@ -10,7 +10,7 @@ import aiomqtt
 
 from .deadletters import DeadLetters
 
-__all__ = ["NODELAY", "counting_queue", "payload_bytes", "raise_if_cancelled"]
+__all__ = ["NODELAY", "cancel_requests", "counting_queue", "payload_bytes", "raise_if_cancelled"]
 
 # PUBACKs and small batches are tiny writes: without TCP_NODELAY, Nagle holds each one until
 # the previous segment is acknowledged, which halved QoS 1 receive throughput on loopback.
@@ -52,15 +52,23 @@ def counting_queue(dead_letters: DeadLetters, *, source: str) -> type[asyncio.Qu
     return _CountingQueue
 
 
-def raise_if_cancelled() -> None:
+def raise_if_cancelled(*, since: int = 0) -> None:
     """Re-raise a cancellation that an aiomqtt call swallowed.
 
     aiomqtt waits for PUBACK and SUBACK with ``asyncio.wait_for``, which on Python 3.11
     returns normally when the cancellation lands just as the reply arrives (CPython
     gh-86296, fixed in 3.12): the task is marked cancelling yet carries on, and the
     TaskGroup stopping it waits forever (an edge test hung on shutdown this way). Loops call
-    this after such an await.
+    this after such an await. A task that outlives a 3.11 ``TaskGroup`` whose child failed
+    may keep a cancel request the group never took back: such a caller passes the count
+    it had before its awaits (``cancel_requests()``) as ``since``.
     """
     task = asyncio.current_task()
-    if task is not None and task.cancelling():
+    if task is not None and task.cancelling() > since:
         raise asyncio.CancelledError
+
+
+def cancel_requests() -> int:
+    """The current task's pending cancel requests (the baseline for ``raise_if_cancelled``)."""
+    task = asyncio.current_task()
+    return task.cancelling() if task is not None else 0

@@ -55,7 +55,7 @@ from .backoff import Backoff
 from .batch import encode_batch
 from .deadletters import DeadLetters
 from .inventory import Inventory
-from .mqtt import NODELAY, counting_queue, payload_bytes, raise_if_cancelled
+from .mqtt import NODELAY, cancel_requests, counting_queue, payload_bytes, raise_if_cancelled
 from .outbox import Outbox, Row
 from .settings import BrokerSettings, UplinkSettings
 
@@ -171,19 +171,21 @@ class Uplink:
         return client
 
     async def _session(self, client: aiomqtt.Client) -> None:
+        # A stop landing on these aiomqtt waits could be swallowed (3.11): without the checks
+        # the task group below started anyway and the stopping agent waited forever. The
+        # baseline: an earlier session's task group may have left a cancel request behind.
+        since = cancel_requests()
         await client.subscribe(
             [(self.topics["ack"], 1), (self.topics["control"], 1), *((t, 1) for t in self.handlers)]
         )
-        raise_if_cancelled()
+        raise_if_cancelled(since=since)
         self._live = client
         await self._publish_status(client, "online")
-        # A SIGTERM landing on these aiomqtt waits could be swallowed (3.11): without this
-        # check the task group below started anyway and the stopping agent waited forever.
-        raise_if_cancelled()
+        raise_if_cancelled(since=since)
         if len(self.inventory):
             self.inventory.changed.clear()
             await client.publish(self.topics["devices"], self.inventory.to_json(), qos=1, retain=True)
-            raise_if_cancelled()
+            raise_if_cancelled(since=since)
         # Everything not acknowledged goes again, in order, on every connection.
         self.next_send = max(self.acked + 1, self.outbox.first_seq)
         self._high_sent = self.next_send - 1

@@ -8,11 +8,13 @@
 batches → one anticipation; a steady stream still gets one at least every
 ``4 × debounce_s``), and every ``interval_s`` for each customer active within ``active_s``.
 
-**What.** Per customer the service keeps an in-memory ring of recent events, already mapped
-onto the model schema's vocabularies (device and room names the model does not know are
-dropped; a text value becomes 0.0, since text capabilities are activation-only), no older
-than the schema's ``since_cap_s`` and at most ``max_events``; a customer first touched
-since start is primed from the store. The market comes from ``hub.markets``. Features,
+**What.** Per customer the service keeps its recent events in numpy columns
+(``hub.recent.RecentEvents``), already mapped onto the model schema's vocabularies (device
+and room names the model does not know are dropped; a text value becomes 0.0, since text
+capabilities are activation-only), no older than the schema's ``since_cap_s`` and at most
+``max_events``; ``max_rows_total`` bounds them over all customers (the least recently
+active give theirs up first). A customer first touched since start, or whose events were
+given up, is primed from the store. The market comes from ``hub.markets``. Features,
 recognition, next job and explanations run off the event loop (``asyncio.to_thread``); the
 personal layer of (customer, market) adjusts the probabilities; the top ``top`` jobs go out
 as a **retained** ``Anticipation`` on ``genius/v1/{customer}/anticipations`` and into the
@@ -26,9 +28,9 @@ a ``recognised_jobs`` row is written, the job is observed into the personal laye
 market of the last anticipation published before it began, and **sacrifice** =
 1 − the probability that anticipation gave the job is stored. Explicit feedback
 (``accepted``/``dismissed``/``done`` rows that ingest stores from the feedback topic) is read
-from the ``feedback`` table as soon as ingest reports a commit (``on_committed`` wakes the
-feedback loop), and at the latest every ``feedback_poll_s`` (the safety net for a commit
-that calls no hook), and updates the layer of the anticipation it names (for its job, or
+from the ``feedback`` table as soon as ingest reports a commit that stored some
+(``on_committed`` wakes the feedback loop), and at the latest every ``feedback_poll_s``
+(the safety net), and updates the layer of the anticipation it names (for its job, or
 its top job). A durable cursor (the newest feedback id applied) makes each row count once.
 Unknown jobs and anticipations are counted and skipped; nothing here stops the hub.
 Feedback stored before this start is not replayed (the cursor starts at the newest row).
@@ -41,14 +43,15 @@ an expiry uses it, and so does the personal layer it reads and teaches.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import json
 import logging
 import math
 import time
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from itertools import repeat
+from operator import itemgetter, methodcaller
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +73,7 @@ from .context import ContextFuser
 from .http.metrics import AnticipationFigures
 from .markets import market_now
 from .personalisation import PersonalLayers
+from .recent import RecentEvents
 from .pipeline import CommitSummary
 from .rights import Publish
 from .settings import AnticipationSettings
@@ -83,8 +87,8 @@ _MODELS: dict[tuple[str, float], Anticipator] = {}
 _BURST_CAP = 4.0  # a steady stream is anticipated at least every this many debounce periods
 _FEEDBACK_PAGE = 500  # feedback rows read per query
 
-# (ts, device index, room index, capability index, value, edge_id, seq)
-Row = tuple[float, int, int, int, float, str, int]
+_TS, _DEVICE, _CAPABILITY, _VALUE = itemgetter("ts"), itemgetter("device"), itemgetter("capability"), itemgetter("value")
+_ROOM, _SEQ = methodcaller("get", "room"), methodcaller("get", "seq", 0)
 
 
 def load_model(settings: AnticipationSettings) -> Anticipator | None:
@@ -139,9 +143,9 @@ class _Last:
 
 @dataclass(slots=True)
 class _Customer:
-    rows: list[Row] = field(default_factory=list)
+    events: RecentEvents = field(default_factory=RecentEvents)
     primed: bool = False
-    priming: list[Row] | None = None  # rows committed while the store is being read
+    priming: bool = False  # the store is being read into ``events``
     recognition: RecognitionState = field(default_factory=RecognitionState)
     job: int = -1  # the recognised job after hysteresis
     candidate: int = -1
@@ -189,12 +193,18 @@ class AnticipationService:
         self._caps = {name: i for i, name in enumerate(schema.capabilities)}
         self._markets = {name: i for i, name in enumerate(schema.markets)}
         self._jobs = {name: i for i, name in enumerate(model.jobs)}
+        if max(len(schema.devices), len(schema.rooms), len(schema.capabilities)) >= np.iinfo(np.int16).max:
+            raise ModelError(f"{model.model_id}: vocabularies this large do not fit the hub's event buffer")
+        self._text_caps = np.array([KIND.get(name) == "text" for name in schema.capabilities] + [False])
+        self._edge_codes: dict[str, int] = {}
+        self._held = 0  # rows held in memory over all customers (bounded by max_rows_total)
+        self.shed = 0  # times a customer's rows were dropped to stay within max_rows_total
         self.layers = PersonalLayers(store, model.jobs, strength=settings.personal_strength,
                                      max_cached=settings.max_customers, clock=clock)
         self._customers: OrderedDict[str, _Customer] = OrderedDict()
         self._due: dict[str, float] = {}  # customer → monotonic time to anticipate
         self._wake = asyncio.Event()
-        self._feedback_wake = asyncio.Event()  # set by every commit: feedback may have arrived
+        self._feedback_wake = asyncio.Event()  # set by a commit that stored feedback
         self._feedback_cursor = 0
         self._feedback_lock = asyncio.Lock()  # one reader of the cursor at a time: each row counts once
         self.figures = AnticipationFigures()
@@ -240,10 +250,8 @@ class AnticipationService:
         mono = time.monotonic()
         for customer_id, edge_id, events in summary.batches:
             state = self._customer(customer_id)
-            rows = self._rows(edge_id, events)
-            if state.priming is not None:
-                state.priming.extend(rows)
-            self._insert(state, rows)
+            columns = self._columns(events, self._edge_code(edge_id))
+            self._insert(state, columns)
             state.active = now
             if state.first_commit is None:
                 state.first_commit = mono
@@ -253,47 +261,79 @@ class AnticipationService:
             self._due[customer_id] = min(mono + debounce, state.first_commit + _BURST_CAP * debounce)
         if summary.batches:
             self._wake.set()
-        # The summary does not say whether the commit stored feedback; one indexed read of
-        # the feedback table after a commit is cheap next to the commit itself.
-        self._feedback_wake.set()
+            if self._held > self.settings.max_rows_total:
+                self._shed()
+        if summary.feedback:
+            self._feedback_wake.set()
 
     def _customer(self, customer_id: str) -> _Customer:
         state = self._customers.get(customer_id)
         if state is None:
             state = self._customers[customer_id] = _Customer()
             while len(self._customers) > self.settings.max_customers:
-                old, _ = self._customers.popitem(last=False)
+                old, gone = self._customers.popitem(last=False)
+                self._held -= len(gone.events)
                 self._due.pop(old, None)
                 self.published_at.pop(old, None)
         else:
             self._customers.move_to_end(customer_id)
         return state
 
-    def _rows(self, edge_id: str, events: Sequence[Any]) -> list[Row]:
-        devices, rooms, caps = self._devices, self._rooms, self._caps
-        out: list[Row] = []
-        for e in events:
-            d = devices.get(e["device"], -1)
-            room = e.get("room")
-            r = -1 if room is None else rooms.get(room, -1)
-            c = caps.get(e["capability"], -1)
-            if (d < 0 and r < 0) or c < 0:
-                continue  # nothing the model knows: it contributes no feature
-            out.append((float(e["ts"]), d, r, c, _value(e["capability"], e["value"]), edge_id, int(e.get("seq", 0))))
-        return out
+    def _edge_code(self, edge_id: str) -> int:
+        code = self._edge_codes.get(edge_id)
+        if code is None:
+            code = self._edge_codes[edge_id] = len(self._edge_codes)
+        return code
 
-    def _insert(self, state: _Customer, rows: list[Row]) -> None:
-        buf = state.rows
-        for row in rows:
-            if not buf or row[0] >= buf[-1][0]:
-                buf.append(row)
-            else:
-                bisect.insort(buf, row)
-        horizon = (buf[-1][0] if buf else 0.0) - self._schema.since_cap_s
-        cut = bisect.bisect_left(buf, (horizon,))
-        excess = len(buf) - self.settings.max_events
-        if cut or excess > 0:
-            del buf[: max(cut, excess)]
+    def _columns(self, events: Sequence[Mapping[str, Any]], edge: int | NDArray[np.int32]) -> dict[str, NDArray[Any]]:
+        """Wire event dicts → buffer columns in the model's vocabulary.
+
+        Events whose device and room the model does not know, or whose capability it does
+        not know, contribute no feature and are left out; a text value becomes 0.0 (text
+        capabilities only activate). One C-level pass per column (``map`` over dict
+        lookups): this runs after every ingest commit.
+        """
+        n = len(events)
+        device = np.fromiter(map(self._devices.get, map(_DEVICE, events), repeat(-1)), np.int16, n)
+        room = np.fromiter(map(self._rooms.get, map(_ROOM, events), repeat(-1)), np.int16, n)
+        cap = np.fromiter(map(self._caps.get, map(_CAPABILITY, events), repeat(-1)), np.int16, n)
+        value = np.array([0.0 if v.__class__ is str else v for v in map(_VALUE, events)], dtype=np.float64)
+        value[self._text_caps[cap]] = 0.0  # cap -1 reads the trailing False
+        columns = {
+            "ts": np.fromiter(map(_TS, events), np.float64, n),
+            "device": device, "room": room, "capability": cap, "value": value,
+            "edge": np.broadcast_to(np.asarray(edge, dtype=np.int32), (n,)),
+            "seq": np.fromiter(map(_SEQ, events), np.int64, n),
+        }
+        keep = ((device >= 0) | (room >= 0)) & (cap >= 0)
+        if not keep.all():
+            columns = {name: col[keep] for name, col in columns.items()}
+        return columns
+
+    def _insert(self, state: _Customer, columns: dict[str, NDArray[Any]]) -> None:
+        events = state.events
+        before = len(events)
+        events.extend(**columns)
+        if len(events):
+            newest = float(events.column("ts")[-1])
+            events.trim(horizon=newest - self._schema.since_cap_s, max_events=self.settings.max_events)
+        self._held += len(events) - before
+
+    def _shed(self) -> None:
+        """Over ``max_rows_total``: drop the rows of the least recently active customers.
+
+        The store holds every event, so a shed customer is primed again from it before its
+        next anticipation; only memory is given up, never data.
+        """
+        for state in self._customers.values():  # least recently touched first
+            if self._held <= self.settings.max_rows_total * 0.9:
+                break
+            if state.priming or not len(state.events):
+                continue
+            self._held -= len(state.events)
+            state.events.clear()
+            state.primed = False
+            self.shed += 1
 
     # -- the service --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -370,9 +410,8 @@ class AnticipationService:
         reading = await market_now(self.store, customer_id, self.context.snapshot(customer_id, now=t), now=t,
                                    tz_offset_s=self.settings.tz_offset_s)
         market = reading.market
-        horizon = t - self._schema.since_cap_s
-        rows = [r for r in state.rows if horizon <= r[0] <= t]
-        run = await asyncio.to_thread(self._compute, state, rows, t, market)
+        window = state.events.window(t - self._schema.since_cap_s, t)
+        run = await asyncio.to_thread(self._compute, state, window, t, market)
         await self._recognise(customer_id, state, run)
         layer = await self.layers.get(customer_id, market)
         job, since = state.recognition.inputs(t)
@@ -413,13 +452,8 @@ class AnticipationService:
             self.compute_latency.append(time.perf_counter() - started)
         return antic
 
-    def _compute(self, state: _Customer, rows: list[Row], t: float, market: str) -> _Run:
+    def _compute(self, state: _Customer, window: EventWindow, t: float, market: str) -> _Run:
         """Features, recognition and both heads for one customer at ``t`` (in a worker thread)."""
-        if rows:
-            cols = list(zip(*rows))
-            window = EventWindow.from_arrays(cols[0], cols[1], cols[2], cols[3], cols[4])
-        else:
-            window = EventWindow.empty()
         model = self.model
         x = features_at(self._schema, window, t, market=self._markets.get(market, -1),
                         tz_offset_s=self.settings.tz_offset_s)[None, :]
@@ -432,20 +466,25 @@ class AnticipationService:
 
     async def _prime(self, customer_id: str, state: _Customer) -> None:
         """Load the customer's recent events from the store (first touch since start)."""
-        state.priming = []
+        state.priming = True
         try:
             frame = await self.store.events_for(customer_id, since=self._clock() - self._schema.since_cap_s)
-            loaded: list[Row] = []
-            for ts, edge, seq, device, cap, value, room in frame.rows():
-                loaded += self._rows(edge, [{"ts": ts, "device": device, "capability": cap, "value": value,
-                                             "room": room, "seq": seq}])
-            seen = {(r[5], r[6]) for r in loaded}
-            extra = [r for r in state.rows if (r[5], r[6]) not in seen]
-            state.rows = []
+            events = [{"ts": ts, "device": device, "capability": cap, "value": value, "room": room, "seq": seq}
+                      for ts, _edge, seq, device, cap, value, room in frame.rows()]
+            edges = np.fromiter(map(self._edge_code, frame.edge_id), np.int32, len(frame))
+            loaded = self._columns(events, edges)
+            seen = set(zip(loaded["edge"].tolist(), loaded["seq"].tolist()))
+            # What ingest handed over before and while the store was read, and the read missed.
+            held = state.events
+            extra = np.fromiter(((k not in seen) for k in zip(held.column("edge").tolist(), held.column("seq").tolist())),
+                                np.bool_, len(held))
+            kept = held.select(extra)
+            self._held -= len(held)
+            state.events = RecentEvents()
             self._insert(state, loaded)
-            self._insert(state, extra)
+            self._insert(state, kept)
         finally:
-            state.priming = None
+            state.priming = False
             state.primed = True
 
     async def _recognise(self, customer_id: str, state: _Customer, run: _Run) -> None:
@@ -548,7 +587,9 @@ class AnticipationService:
 
     def forget(self, customer_id: str) -> None:
         """Drop everything held in memory about the customer (erasure)."""
-        self._customers.pop(customer_id, None)
+        gone = self._customers.pop(customer_id, None)
+        if gone is not None:
+            self._held -= len(gone.events)
         self._due.pop(customer_id, None)
         self.markets.pop(customer_id, None)
         self.published_at.pop(customer_id, None)

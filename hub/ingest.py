@@ -360,7 +360,7 @@ class Ingest:
             self.stats.last_commit = self._clock()
 
     async def _run_hooks(self, summary: CommitSummary) -> None:
-        if not summary.batches or not self.hooks:
+        if not (summary.batches or summary.feedback) or not self.hooks:
             return
         for hook in list(self.hooks):
             try:

@@ -63,6 +63,7 @@ class CommitSummary:
     ``batches`` holds ``(customer_id, edge_id, new_events)`` for each batch that stored
     something (duplicates left out), in arrival order; events are wire dicts
     (``seq``, ``ts``, ``device``, ``capability``, ``value``, ``room`` — absent means None).
+    ``feedback`` counts the feedback rows the commit stored.
     """
 
     customers: frozenset[str]
@@ -70,6 +71,7 @@ class CommitSummary:
     stored: int
     duplicates: int
     dead_letters: int
+    feedback: int = 0
 
 
 @dataclass(slots=True)
@@ -317,6 +319,7 @@ class Pipeline:
             stored=self._stored,
             duplicates=self._duplicates,
             dead_letters=self._dead,
+            feedback=len(group.feedback),
         )
         acks = {k: ack for k in self._touched if (ack := self.ack_for(k, now=now)) is not None}
         sealed = Sealed(group, summary, acks)

@@ -112,6 +112,10 @@ class AnticipationSettings(BaseModel):
     # Events kept per customer in memory (the window is since_cap_s of the model's schema).
     max_events: int = Field(20_000, ge=10)
     max_customers: int = Field(10_000, ge=1)
+    # Events held in memory over all customers (about 34 bytes each, up to twice that with
+    # the buffers' headroom); past it the least recently active customers' events are
+    # dropped from memory and read again from the store before their next anticipation.
+    max_rows_total: int = Field(2_000_000, ge=1_000)
     # The customers' wall clock (the simulated households live on UTC).
     tz_offset_s: float = 0.0
     # A recognised job switches after this many consecutive runs name it, or at once when

@@ -171,8 +171,23 @@ class Uplink:
         return client
 
     async def _session(self, client: aiomqtt.Client) -> None:
+        try:
+            await self._start_session(client)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._receive(client))
+                tg.create_task(self._send(client))
+                tg.create_task(self._status_loop(client))
+                tg.create_task(self._inventory_loop(client))
+        except asyncio.CancelledError:
+            await self._say_offline(client)
+            raise
+        finally:
+            self._live = None
+            self.connected.clear()
+
+    async def _start_session(self, client: aiomqtt.Client) -> None:
         # A stop landing on these aiomqtt waits could be swallowed (3.11): without the checks
-        # the task group below started anyway and the stopping agent waited forever. The
+        # the session's task group started anyway and the stopping agent waited forever. The
         # baseline: an earlier session's task group may have left a cancel request behind.
         since = cancel_requests()
         await client.subscribe(
@@ -195,18 +210,6 @@ class Uplink:
         self._heard = False
         self._resend.clear()
         self.connected.set()
-        try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._receive(client))
-                tg.create_task(self._send(client))
-                tg.create_task(self._status_loop(client))
-                tg.create_task(self._inventory_loop(client))
-        except asyncio.CancelledError:
-            await self._say_offline(client)
-            raise
-        finally:
-            self._live = None
-            self.connected.clear()
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         """Publish on the hub connection (returns once the broker has it at QoS 1).

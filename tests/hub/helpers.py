@@ -6,15 +6,19 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 
+from devices.errors import ValidationFailed
+from devices.wire import decode_batch
 from hub.context import ContextFuser
 from hub.deadletters import DeadLetters
 from hub.pipeline import Incoming, Pipeline
 from hub.service import Hub
 from hub.settings import HubSettings
 from hub.store import Store
+from hub.validation import decode_batch_dicts
 
 
 async def open_pipeline(store: Store, *, now: float = 1_800_000_000.0) -> Pipeline:
@@ -57,3 +61,18 @@ async def forget_session(host: str, port: int, client_id: str) -> None:
 
 def settings_for(url: str, db: Path, client_id: str, **ingest: object) -> HubSettings:
     return HubSettings.load(broker={"url": url, "client_id": client_id}, store={"path": db}, ingest=ingest)
+
+
+def verdicts(payload: bytes, customer_id: str, edge_id: str) -> tuple[Any, Any]:
+    """What the wire models and the hub's fast validator make of one batch: its events as
+    dicts (``room`` filled in), or the dead-letter reason; equal when they agree."""
+    try:
+        expected: Any = [e.model_dump() for e in decode_batch(payload, customer_id=customer_id, edge_id=edge_id).events]
+    except ValidationFailed as exc:
+        expected = exc.reason
+    try:
+        got: Any = [{"room": None, **e}
+                    for e in decode_batch_dicts(payload, customer_id=customer_id, edge_id=edge_id)["events"]]
+    except ValidationFailed as exc:
+        got = exc.reason
+    return expected, got

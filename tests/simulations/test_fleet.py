@@ -95,6 +95,7 @@ def test_fault_plan_parses_names_values_and_all() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(480)  # 120 s of traffic and up to 120 s of drain, on a shared machine
 async def test_soak_with_every_fault_keeps_the_delivery_proof(tmp_path: Path) -> None:
     report = await run_fleet(FleetConfig(customers=20, duration_s=120, speed=600, seed=11, workdir=tmp_path,
                                          faults=FaultPlan.parse("broker=4,offline=0.3,crash=10,duplicates=0.05,"

@@ -190,6 +190,10 @@ class Hub:
         return self.context.snapshot(customer_id)
 
 
+# Seconds after a stop signal before the hub is cancelled again (see ``serve``).
+RECANCEL_S = 10.0
+
+
 async def serve(settings: HubSettings) -> int:
     """Run a hub until SIGTERM/SIGINT; returns the process exit code (0 after a signal)."""
     loop = asyncio.get_running_loop()
@@ -202,6 +206,17 @@ async def serve(settings: HubSettings) -> int:
         log.info("hub received signal %d; stopping", signum)
         stopping = True
         task.cancel()
+        loop.call_later(RECANCEL_S, again)
+
+    def again() -> None:
+        # aiomqtt waits for its replies with asyncio.wait_for, which on Python 3.11 can
+        # swallow a cancellation that lands as the reply arrives (CPython gh-86296): the hub
+        # would then run on after the signal. Ask again until it has stopped; a second
+        # request during the final flush costs a redelivery, never an event (no PUBACK yet).
+        if not task.done():
+            log.warning("hub still running %.0f s after the stop signal; cancelling again", RECANCEL_S)
+            task.cancel()
+            loop.call_later(RECANCEL_S, again)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop, signum)
@@ -210,7 +225,8 @@ async def serve(settings: HubSettings) -> int:
     except asyncio.CancelledError:
         if not stopping:
             raise
-        task.uncancel()
+        while task.cancelling():
+            task.uncancel()
     except BaseExceptionGroup as group:
         # A hub task that fails with a GeniusError (a busy --http port, a store that cannot
         # be written) reaches the CLI as that error, a clear message, not a group traceback.

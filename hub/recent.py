@@ -106,11 +106,6 @@ class RecentEvents:
         """Forget every row and give the memory back."""
         self.__init__()  # type: ignore[misc]
 
-    def keys(self) -> set[tuple[int, int]]:
-        """``(edge, seq)`` of every row held."""
-        lo, hi = self._lo, self._hi
-        return set(zip(self._cols["edge"][lo:hi].tolist(), self._cols["seq"][lo:hi].tolist()))
-
     def select(self, keep: NDArray[np.bool_]) -> dict[str, NDArray[np.generic]]:
         """Copies of the rows in use where ``keep`` is true, as ``extend`` takes them."""
         return {name: col[self._lo : self._hi][keep] for name, col in self._cols.items()}

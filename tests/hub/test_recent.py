@@ -53,7 +53,7 @@ def test_appends_trims_and_windows_match_a_sorted_list(
         assert window.ts.tolist() == [r[0] for r in expected]
         assert window.device.dtype == np.int32 and window.device.tolist() == [r[1] for r in expected]
         assert window.value.tolist() == [r[4] for r in expected]
-        assert recent.keys() == {(r[5], r[6]) for r in model}
+        assert list(zip(recent.column("edge").tolist(), recent.column("seq").tolist())) == [(r[5], r[6]) for r in model]
 
 
 def test_a_full_buffer_stays_within_twice_its_bound_and_gives_memory_back() -> None:

@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from devices.topics import events_topic, feedback_topic
+from devices.topics import feedback_topic
 from devices.wire import Feedback
 from simulations.brokers import Mosquitto
 
-from .anticipation_kit import batch, first_anticipation, model_path, morning_events
+from .anticipation_kit import first_anticipation, model_path
 
 __all__ = ["model_path"]
 
 HOUR = 3600.0  # the slow poll: far longer than any wait below, so only a commit can wake the loop
 
 
-async def test_feedback_teaches_the_layer_at_the_next_commit_not_the_next_poll(
+async def test_feedback_alone_teaches_the_layer_at_its_commit_not_the_next_poll(
     mosquitto: Mosquitto, tmp_path: Path, prefix: str, model_path: Path
 ) -> None:
     customer, edge = f"{prefix}-fa", f"{prefix}-fa-home"
@@ -26,9 +26,8 @@ async def test_feedback_teaches_the_layer_at_the_next_commit_not_the_next_poll(
         assert service is not None
         assert not (await service.layers.get(customer, antic.market)).to_dict()["buckets"]
         fb = Feedback(anticipation_id=antic.id, verdict="accepted", ts=antic.ts, job=antic.jobs[1].job)
+        # Feedback alone: the commit that stores it must call the hooks and wake the reader.
         await c.publish(feedback_topic(customer), fb.model_dump_json().encode(), qos=1)
-        # Ingest commits in arrival order: this batch is committed with the feedback or after it.
-        await c.publish(events_topic(customer, edge), batch(customer, edge, morning_events(13)), qos=1)
         async with asyncio.timeout(15):
             while not (buckets := (await service.layers.get(customer, antic.market)).to_dict()["buckets"]):
                 await asyncio.sleep(0.02)

@@ -476,9 +476,8 @@ class AnticipationService:
             seen = set(zip(loaded["edge"].tolist(), loaded["seq"].tolist()))
             # What ingest handed over before and while the store was read, and the read missed.
             held = state.events
-            extra = np.fromiter(((k not in seen) for k in zip(held.column("edge").tolist(), held.column("seq").tolist())),
-                                np.bool_, len(held))
-            kept = held.select(extra)
+            held_keys = zip(held.column("edge").tolist(), held.column("seq").tolist())
+            kept = held.select(np.array([k not in seen for k in held_keys], dtype=np.bool_))
             self._held -= len(held)
             state.events = RecentEvents()
             self._insert(state, loaded)

@@ -13,14 +13,14 @@ from .service import Hub, serve
 from .settings import AnticipationSettings, BrokerSettings, ContextSettings, HubSettings, IngestSettings, StoreSettings
 from .status import render_status, status_report
 from .store import CustomerRecord, EdgeRecord, EventFrame, FeedbackRecord, Store, WriteGroup, decode_value
-from .validation import BatchDict, EventDict, decode_batch_dicts
+from .validation import WireBatch, WireEvent, decode_wire_batch, wire_event
 
 __all__ = [
     "MIGRATIONS", "AnticipationSettings", "MarketReading", "declare_market", "declared_market", "infer_market",
-    "venue_kind", "withdraw_market", "SCHEMA_VERSION", "SUBSCRIPTIONS", "BatchDict", "BrokerSettings", "Catalog", "CommitHook",
+    "venue_kind", "withdraw_market", "SCHEMA_VERSION", "SUBSCRIPTIONS", "BrokerSettings", "Catalog", "CommitHook",
     "CommitSummary", "ContextFuser", "ContextSettings", "CustomerRecord", "DeadLetter", "DeadLetters",
-    "EdgeEntry", "EdgeProgress", "ErasureReport", "ErasureWatcher", "EdgeRecord", "EventDict", "EventFrame", "FeedbackRecord", "Hub", "HubSettings",
+    "EdgeEntry", "EdgeProgress", "ErasureReport", "ErasureWatcher", "EdgeRecord", "EventFrame", "FeedbackRecord", "Hub", "HubSettings",
     "Incoming", "Ingest", "IngestSettings", "IngestStats", "Migration", "Pipeline", "SeqRanges", "Store",
-    "StoreSettings", "WriteGroup", "decode_batch_dicts", "decode_value", "export_customer", "forget_customer", "render_status", "serve",
+    "StoreSettings", "WriteGroup", "WireBatch", "WireEvent", "decode_wire_batch", "wire_event", "decode_value", "export_customer", "forget_customer", "render_status", "serve",
     "status_report",
 ]

@@ -51,7 +51,7 @@ import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
-from operator import itemgetter, methodcaller
+from operator import attrgetter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,7 @@ from .pipeline import CommitSummary
 from .rights import Publish
 from .settings import AnticipationSettings
 from .store import Store
+from .validation import WireEvent, wire_event
 
 __all__ = ["AnticipationService", "load_model", "sacrifice_series", "anticipations_for", "current_markets"]
 
@@ -87,8 +88,8 @@ _MODELS: dict[tuple[str, float], Anticipator] = {}
 _BURST_CAP = 4.0  # a steady stream is anticipated at least every this many debounce periods
 _FEEDBACK_PAGE = 500  # feedback rows read per query
 
-_TS, _DEVICE, _CAPABILITY, _VALUE = itemgetter("ts"), itemgetter("device"), itemgetter("capability"), itemgetter("value")
-_ROOM, _SEQ = methodcaller("get", "room"), methodcaller("get", "seq", 0)
+_TS, _DEVICE, _CAPABILITY, _VALUE = attrgetter("ts"), attrgetter("device"), attrgetter("capability"), attrgetter("value")
+_ROOM, _SEQ = attrgetter("room"), attrgetter("seq")
 
 
 def load_model(settings: AnticipationSettings) -> Anticipator | None:
@@ -285,12 +286,12 @@ class AnticipationService:
             code = self._edge_codes[edge_id] = len(self._edge_codes)
         return code
 
-    def _columns(self, events: Sequence[Mapping[str, Any]], edge: int | NDArray[np.int32]) -> dict[str, NDArray[Any]]:
-        """Wire event dicts → buffer columns in the model's vocabulary.
+    def _columns(self, events: Sequence[WireEvent], edge: int | NDArray[np.int32]) -> dict[str, NDArray[Any]]:
+        """Wire event structs → buffer columns in the model's vocabulary.
 
         Events whose device and room the model does not know, or whose capability it does
         not know, contribute no feature and are left out; a text value becomes 0.0 (text
-        capabilities only activate). One C-level pass per column (``map`` over dict
+        capabilities only activate). One C-level pass per column (``map`` over attribute
         lookups): this runs after every ingest commit.
         """
         n = len(events)
@@ -469,7 +470,7 @@ class AnticipationService:
         state.priming = True
         try:
             frame = await self.store.events_for(customer_id, since=self._clock() - self._schema.since_cap_s)
-            events = [{"ts": ts, "device": device, "capability": cap, "value": value, "room": room, "seq": seq}
+            events = [wire_event(seq, ts, device, cap, value, room)
                       for ts, _edge, seq, device, cap, value, room in frame.rows()]
             edges = np.fromiter(map(self._edge_code, frame.edge_id), np.int32, len(frame))
             loaded = self._columns(events, edges)

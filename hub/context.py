@@ -36,7 +36,7 @@ from typing import Any
 from devices.wire import DeviceProfile, EdgeStatus
 
 from .settings import ContextSettings
-from .validation import EventDict
+from .validation import WireEvent
 
 __all__ = ["ContextFuser", "CustomerContext", "EdgeContext"]
 
@@ -119,15 +119,15 @@ class ContextFuser:
         return ctx
 
     # -- updates (hot path) ------------------------------------------------------------------
-    def apply_events(self, customer_id: str, edge_id: str, events: Sequence[EventDict]) -> None:
-        """Fold a batch of events (wire dicts, any order) into the customer's context.
+    def apply_events(self, customer_id: str, edge_id: str, events: Sequence[WireEvent]) -> None:
+        """Fold a batch of events (wire structs, any order) into the customer's context.
 
         A batch whose timestamps ascend (the usual case) is folded per key, not per event:
         only the newest event of each (device, capability), and of each device's
         occupancy-on, can change anything. A device's room is read from those events.
         """
         ctx = self.customer(customer_id)
-        ts = [e["ts"] for e in events]
+        ts = [e.ts for e in events]
         if ts == sorted(ts):
             self._fold_ascending(ctx, edge_id, events)
         else:
@@ -138,19 +138,19 @@ class ContextFuser:
         edge.last_seen = self._clock()
         self._dirty.add(customer_id)
 
-    def _fold_ascending(self, ctx: CustomerContext, edge_id: str, events: Sequence[EventDict]) -> None:
-        newest = {(e["device"], e["capability"]): e for e in events}  # ascending: last is newest
-        switched_on = {e["device"]: e for e in events if e["value"] is True and e["capability"] == "occupancy"}
+    def _fold_ascending(self, ctx: CustomerContext, edge_id: str, events: Sequence[WireEvent]) -> None:
+        newest = {(e.device, e.capability): e for e in events}  # ascending: last is newest
+        switched_on = {e.device: e for e in events if e.value is True and e.capability == "occupancy"}
         latest = ctx.latest
         activity = ctx.last_activity or 0.0
         door = ctx.last_door or 0.0
         for (device, cap), e in newest.items():
-            ts = e["ts"]
-            room = e.get("room")
+            ts = e.ts
+            room = e.room
             key = (edge_id, device, cap)
             cur = latest.get(key)
             if cur is None or ts >= cur[0]:
-                latest[key] = (ts, e["value"], room)
+                latest[key] = (ts, e.value, room)
             if cap not in ACTIVITY or cap == "occupancy":  # occupancy: only turning on counts
                 continue
             if cap == "contact" and self._is_door(edge_id, device, room):
@@ -160,28 +160,28 @@ class ContextFuser:
             if room is not None:
                 self._room(ctx, edge_id, room, ts, activation=False)
         for device, e in switched_on.items():
-            ts = e["ts"]
+            ts = e.ts
             activity = max(activity, ts)
-            room = e.get("room")
+            room = e.room
             if room is not None:
                 self._room(ctx, edge_id, room, ts, activation=True)
         ctx.last_activity = activity or None
         ctx.last_door = door or None
 
-    def _fold_each(self, ctx: CustomerContext, edge_id: str, events: Sequence[EventDict]) -> None:
+    def _fold_each(self, ctx: CustomerContext, edge_id: str, events: Sequence[WireEvent]) -> None:
         latest = ctx.latest
         activity = ctx.last_activity or 0.0
         door = ctx.last_door or 0.0
         for e in events:
-            ts = e["ts"]
-            cap = e["capability"]
-            device = e["device"]
-            room = e.get("room")
+            ts = e.ts
+            cap = e.capability
+            device = e.device
+            room = e.room
             key = (edge_id, device, cap)
             cur = latest.get(key)
             if cur is None or ts >= cur[0]:
-                latest[key] = (ts, e["value"], room)
-            if cap not in ACTIVITY or (cap == "occupancy" and e["value"] is not True):
+                latest[key] = (ts, e.value, room)
+            if cap not in ACTIVITY or (cap == "occupancy" and e.value is not True):
                 continue
             if cap == "contact" and self._is_door(edge_id, device, room):
                 door = max(door, ts)

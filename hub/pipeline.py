@@ -31,7 +31,7 @@ from .deadletters import DeadLetters
 from .progress import EdgeProgress
 from .security.guard import BatchGuard
 from .store import WriteGroup
-from .validation import EventDict, decode_batch_dicts
+from .validation import WireEvent, decode_wire_batch
 
 __all__ = ["CommitSummary", "Incoming", "Pipeline", "Sealed"]
 
@@ -61,13 +61,13 @@ class CommitSummary:
     """What one commit stored, for ``Hub.on_committed`` hooks (e.g. anticipation).
 
     ``batches`` holds ``(customer_id, edge_id, new_events)`` for each batch that stored
-    something (duplicates left out), in arrival order; events are wire dicts
-    (``seq``, ``ts``, ``device``, ``capability``, ``value``, ``room`` — absent means None).
+    something (duplicates left out), in arrival order; events are wire structs
+    (``hub.validation.WireEvent``: ``seq``, ``ts``, ``device``, ``capability``, ``value``, ``room``).
     ``feedback`` counts the feedback rows the commit stored.
     """
 
     customers: frozenset[str]
-    batches: tuple[tuple[str, str, tuple[EventDict, ...]], ...]
+    batches: tuple[tuple[str, str, tuple[WireEvent, ...]], ...]
     stored: int
     duplicates: int
     dead_letters: int
@@ -117,7 +117,7 @@ class Pipeline:
     def _reset(self) -> None:
         self._group = WriteGroup()
         self._touched: dict[int, None] = {}  # edge keys with events, in first-touch order
-        self._batches: list[tuple[str, str, tuple[EventDict, ...]]] = []
+        self._batches: list[tuple[str, str, tuple[WireEvent, ...]]] = []
         self._stored = 0
         self._duplicates = 0
         self._dead = 0
@@ -166,7 +166,7 @@ class Pipeline:
 
     def _events(self, msg: Incoming, topic: HubTopic, edge_id: str) -> int:
         try:
-            batch = decode_batch_dicts(msg.payload, customer_id=topic.customer_id, edge_id=edge_id)
+            batch = decode_wire_batch(msg.payload, customer_id=topic.customer_id, edge_id=edge_id)
         except ValidationFailed as exc:
             self._dead_letter(msg, topic, reason=exc.reason, detail=str(exc))
             return 0
@@ -178,7 +178,7 @@ class Pipeline:
         entry = self._edge(msg, topic, edge_id, now)
         if entry is None:
             return 0
-        events = batch["events"]
+        events = batch.events
         edge_key = entry.edge_key
         catalog = self.catalog
         devices = catalog.devices.setdefault(edge_key, {})
@@ -188,15 +188,15 @@ class Pipeline:
         rows = []
         append = rows.append
         for e in events:
-            name = e["device"]
+            name = e.device
             device = devices.get(name) or catalog.device(edge_key, name)
-            room = e.get("room")
+            room = e.room
             room_key = None if room is None else (rooms.get(room) or catalog.room(edge_key, room))
-            append((edge_key, e["seq"], e["ts"], device, caps[e["capability"]], e["value"], room_key))
+            append((edge_key, e.seq, e.ts, device, caps[e.capability], e.value, room_key))
         progress = self.progress.get(edge_key)
         if progress is None:
             progress = self.progress[edge_key] = EdgeProgress(edge_key)
-        keep = progress.accept([e["seq"] for e in events])
+        keep = progress.accept([e.seq for e in events])
         if keep is None:
             new = events
         else:

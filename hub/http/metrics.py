@@ -93,7 +93,7 @@ class IngestMetrics:
         for _customer, _edge, events in summary.batches:
             self.batches += 1
             if events:
-                self.latency.observe(now - max(e["ts"] for e in events))
+                self.latency.observe(now - max(e.ts for e in events))
 
 
 def render_metrics(hub: Hub, ingest: IngestMetrics, fleet: FleetSnapshot | None) -> str:

@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from operator import itemgetter
+from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
 from devices.errors import ValidationFailed
 from devices.signing import verify_payload
 
-from ..validation import BatchDict
+from ..validation import WireBatch
 from .limits import RateLimiter
 from .registry import KeyRing, load_keys
 from .replay import ReplayCache
@@ -46,7 +46,7 @@ __all__ = ["BatchGuard", "Refusal"]
 
 log = logging.getLogger(__name__)
 
-_TS = itemgetter("ts")
+_TS = attrgetter("ts")
 
 
 class Refusal(NamedTuple):
@@ -91,7 +91,7 @@ class BatchGuard:
             )
         return None
 
-    def check_batch(self, batch: BatchDict, payload: bytes, *, now: float) -> Refusal | None:
+    def check_batch(self, batch: WireBatch, payload: bytes, *, now: float) -> Refusal | None:
         """Whether a decoded batch (topic and payload identities already agree) may be stored."""
         refusal = self._authenticate(batch, payload, now=now)
         if refusal is not None:
@@ -99,13 +99,13 @@ class BatchGuard:
         return self._limit(batch, now=now)
 
     # -- who sent it ---------------------------------------------------------------------
-    def _authenticate(self, batch: BatchDict, payload: bytes, *, now: float) -> Refusal | None:
+    def _authenticate(self, batch: WireBatch, payload: bytes, *, now: float) -> Refusal | None:
         mode = self.security.signing
         if mode == "off":
             return None
-        edge_id = batch["edge_id"]
+        edge_id = batch.edge_id
         entry = self.keys.get(edge_id) if self.keys is not None else None
-        signature = batch.get("signature")
+        signature = batch.signature
         if entry is None and signature is not None and self.keys is not None:
             # A just-provisioned edge may sign before our periodic re-read: look once more.
             entry = self.keys.refresh_for(edge_id, _key_id(signature))
@@ -113,9 +113,9 @@ class BatchGuard:
             if mode == "required":
                 return self._refuse("unregistered", f"edge {edge_id!r} has no signing key and signing is required")
             return None  # "registered": edges without a key are not asked to sign
-        if entry.customer_id != batch["customer_id"]:
+        if entry.customer_id != batch.customer_id:
             return self._refuse(
-                "identity", f"edge {edge_id!r} is provisioned for another customer than {batch['customer_id']!r}"
+                "identity", f"edge {edge_id!r} is provisioned for another customer than {batch.customer_id!r}"
             )
         if signature is None:
             return self._refuse("unsigned", f"edge {edge_id!r} has a signing key but sent an unsigned batch")
@@ -128,7 +128,7 @@ class BatchGuard:
             verify_payload(payload, keys=keys)  # the bytes as sent (fast path), else re-canonicalised
         except ValidationFailed as exc:
             return self._refuse(exc.reason, str(exc))
-        skew = batch["sent_at"] - now
+        skew = batch.sent_at - now
         if abs(skew) > self.security.max_skew_s:
             return self._refuse("skew", f"sent_at is {skew:+.0f}s from the hub's clock (max ±{self.security.max_skew_s:.0f}s)")
         if self.replay.seen(signature, now=now):
@@ -137,9 +137,9 @@ class BatchGuard:
         return None
 
     # -- what it says --------------------------------------------------------------------
-    def _limit(self, batch: BatchDict, *, now: float) -> Refusal | None:
+    def _limit(self, batch: WireBatch, *, now: float) -> Refusal | None:
         lim = self.limits
-        events = batch["events"]
+        events = batch.events
         n = len(events)
         if n > lim.max_events_per_batch:
             return self._refuse("too_many_events", f"{n} events > max_events_per_batch {lim.max_events_per_batch}")
@@ -153,15 +153,15 @@ class BatchGuard:
             # The wire contract already bounds names at 128 and text at 256: only a tighter
             # setting needs a pass over the strings.
             if lim.max_name_chars < 128:
-                longest = max(max(len(e["device"]), len(e.get("room") or "")) for e in events)
+                longest = max(max(len(e.device), len(e.room or "")) for e in events)
                 if longest > lim.max_name_chars:
                     return self._refuse("name_too_long", f"a name of {longest} chars > max_name_chars {lim.max_name_chars}")
             if lim.max_text_chars < 256:
-                longest = max((len(v) for e in events if isinstance(v := e["value"], str)), default=0)
+                longest = max((len(v) for e in events if isinstance(v := e.value, str)), default=0)
                 if longest > lim.max_text_chars:
                     return self._refuse("text_too_long", f"a text of {longest} chars > max_text_chars {lim.max_text_chars}")
-        if not self.rates.allow(batch["edge_id"], n, now=now):
-            return self._refuse("rate_limited", f"edge {batch['edge_id']!r} is over {lim.events_per_s:g} events/s")
+        if not self.rates.allow(batch.edge_id, n, now=now):
+            return self._refuse("rate_limited", f"edge {batch.edge_id!r} is over {lim.events_per_s:g} events/s")
         return None
 
 

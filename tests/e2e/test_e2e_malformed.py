@@ -4,7 +4,7 @@ Hypothesis generates the bad input up front (a fixed number of examples, then pu
 interleaved with a simulated home's good traffic): bytes and JSON on the adapters' own topics
 of the home's local broker, and broken ``EventBatch`` documents straight on the hub broker.
 An oracle keeps only input that *must* be refused (a fresh adapter session raises
-``PayloadError``; ``decode_batch_dicts`` raises ``ValidationFailed``), so every example has to
+``PayloadError``; ``decode_wire_batch`` raises ``ValidationFailed``), so every example has to
 come back as exactly one dead letter on its side.
 """
 
@@ -28,7 +28,7 @@ from devices.registry import load_registry
 from devices.topics import events_topic
 from e2e_kit import E2E, Feed, assert_feed_stored, device_client, e2e, home_feed, publish  # noqa: F401 (fixture)
 from hub.store import Store
-from hub.validation import decode_batch_dicts
+from hub.validation import decode_wire_batch
 
 T = TypeVar("T")
 
@@ -117,7 +117,7 @@ def hub_garbage(customer: str, edge: str) -> st.SearchStrategy[tuple[str, bytes]
         topic, payload = item
         _, _, c, e, _ = topic.split("/")
         try:
-            decode_batch_dicts(payload, customer_id=c, edge_id=e)
+            decode_wire_batch(payload, customer_id=c, edge_id=e)
         except ValidationFailed:
             return True
         return False

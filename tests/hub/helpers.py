@@ -18,7 +18,7 @@ from hub.pipeline import Incoming, Pipeline
 from hub.service import Hub
 from hub.settings import HubSettings
 from hub.store import Store
-from hub.validation import decode_batch_dicts
+from hub.validation import decode_wire_batch, event_dict
 
 
 async def open_pipeline(store: Store, *, now: float = 1_800_000_000.0) -> Pipeline:
@@ -65,14 +65,20 @@ def settings_for(url: str, db: Path, client_id: str, **ingest: object) -> HubSet
 
 def verdicts(payload: bytes, customer_id: str, edge_id: str) -> tuple[Any, Any]:
     """What the wire models and the hub's fast validator make of one batch: its events as
-    dicts (``room`` filled in), or the dead-letter reason; equal when they agree."""
+    dicts, or the dead-letter reason; equal when they agree (values and their types)."""
     try:
-        expected: Any = [e.model_dump() for e in decode_batch(payload, customer_id=customer_id, edge_id=edge_id).events]
+        expected: Any = [_typed(e.model_dump())
+                         for e in decode_batch(payload, customer_id=customer_id, edge_id=edge_id).events]
     except ValidationFailed as exc:
         expected = exc.reason
     try:
-        got: Any = [{"room": None, **e}
-                    for e in decode_batch_dicts(payload, customer_id=customer_id, edge_id=edge_id)["events"]]
+        got: Any = [_typed(event_dict(e))
+                    for e in decode_wire_batch(payload, customer_id=customer_id, edge_id=edge_id).events]
     except ValidationFailed as exc:
         got = exc.reason
     return expected, got
+
+
+def _typed(event: dict[str, Any]) -> dict[str, Any]:
+    """Values with their types (``1.0 == 1 == True`` must not hide a disagreement)."""
+    return {k: (type(v).__name__, v) for k, v in event.items()}

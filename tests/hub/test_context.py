@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from devices.wire import DeviceProfile, EdgeStatus, event_from_values
 from hub.context import ContextFuser
 from hub.settings import ContextSettings
+from hub.validation import wire_event
 
 T0 = 1_700_000_000.0
 DEVICES = ("pir", "front_door", "lamp", "btn", "th")
@@ -20,9 +21,9 @@ CAPS = (("occupancy", True), ("occupancy", False), ("contact", True), ("contact"
 
 
 def ev(seq: int, ts: float, device: str, capability: str, value: Any, room: str | None = None) -> Any:
-    """A validated event, as the hub hands it to the fuser (a wire dict)."""
+    """A validated event, as the hub hands it to the fuser (a wire struct)."""
     event = event_from_values(seq=seq, ts=ts, device=device, capability=capability, value=value, room=room)
-    return event.model_dump()
+    return wire_event(event.seq, event.ts, event.device, event.capability, event.value, event.room)
 
 
 def fuser(now: float) -> ContextFuser:
@@ -126,7 +127,7 @@ def test_folding_per_key_matches_folding_event_by_event(
 ) -> None:
     # Devices keep their room, as real devices do (the per-key fold reads rooms per device).
     events = [ev(i + 1, T0 + t, DEVICES[d], cap, value, ROOM_OF[DEVICES[d]]) for i, (d, (cap, value), t) in enumerate(draws)]
-    events.sort(key=lambda e: e["ts"])
+    events.sort(key=lambda e: e.ts)
     if shuffle:
         events.reverse()
     per_key, each = fuser(T0 + 60), fuser(T0 + 60)

@@ -13,6 +13,7 @@ from hub.http.metrics import Histogram, IngestMetrics
 from hub.http.settings import AlarmSettings, parse_listen
 from hub.pipeline import CommitSummary
 from hub.settings import HubSettings
+from hub.validation import wire_event
 
 NOW = 1_800_000_000.0
 RULES = AlarmSettings(offline_after_s=300, gap_grace_s=30, dead_letter_burst=20, dead_letter_window_s=60,
@@ -67,7 +68,7 @@ def test_histogram_buckets_are_cumulative_with_inf_sum_and_count() -> None:
 
 def test_ingest_metrics_count_batches_and_observe_latency_from_the_newest_event() -> None:
     metrics = IngestMetrics(clock=lambda: NOW)
-    events = tuple({"seq": i, "ts": NOW - 3 + i, "device": "d", "capability": "power", "value": 1.0} for i in range(3))
+    events = tuple(wire_event(i, NOW - 3 + i, "d", "power", 1.0) for i in range(3))
     summary = CommitSummary(frozenset({"c"}), (("c", "e", events), ("c", "e2", events[:1])), 4, 0, 0)
     metrics(summary)  # type: ignore[arg-type]
     assert metrics.batches == 2

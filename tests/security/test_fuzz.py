@@ -5,7 +5,7 @@ Targets (each a hypothesis property run twice: ``quick`` in the default suite, `
 
 * every registered adapter's parser (``AdapterSession.handle``), primed with its fixtures so
   discovery-driven state is live: an ``AdapterResult`` or a ``PayloadError``, nothing else;
-* the hub's batch parser (``decode_batch_dicts``) and the whole hub pipeline with the
+* the hub's batch parser (``decode_wire_batch``) and the whole hub pipeline with the
   security guard: ``ValidationFailed`` only, and never an ``internal`` dead letter (a bug);
 * the signature check (``verify_payload`` and the guard): ``ValidationFailed`` only, and a
   signed document verifies only while nothing in it changed;
@@ -43,7 +43,7 @@ from hub.pipeline import Incoming, Pipeline
 from hub.catalog import Catalog
 from hub.security import BatchGuard, EdgeKeys, KeyRing, LimitsSettings, SecuritySettings
 from hub.settings import HubSettings
-from hub.validation import decode_batch_dicts
+from hub.validation import decode_wire_batch
 
 QUICK, LONG = 200, 100_000
 BUDGETS = [pytest.param(QUICK, id="quick"), pytest.param(LONG, id="long", marks=[pytest.mark.fuzz, pytest.mark.timeout(7200)])]
@@ -268,11 +268,11 @@ BATCH_PAYLOADS = st.one_of(
 def test_fuzz_hub_batch_parser_raises_only_validation_failed(budget: int) -> None:
     def check(payload: bytes) -> None:
         try:
-            batch = decode_batch_dicts(payload, customer_id="alice", edge_id="a1")
+            batch = decode_wire_batch(payload, customer_id="alice", edge_id="a1")
         except ValidationFailed as exc:
             assert exc.reason in {"json", "schema", "identity"}
             return
-        assert batch["customer_id"] == "alice" and batch["edge_id"] == "a1"
+        assert batch.customer_id == "alice" and batch.edge_id == "a1"
 
     run(budget, BATCH_PAYLOADS, check, mutate=mutate_bytes)
 

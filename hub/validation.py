@@ -34,7 +34,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 import annotated_types as at
 import msgspec
-from pydantic import BaseModel
+from pydantic import BaseModel, Strict
 from pydantic.fields import FieldInfo
 
 from devices.wire import BoolEvent, EventBatch, NumberEvent, TextEvent, decode_batch
@@ -79,8 +79,8 @@ def _meta(metadata: typing.Iterable[Any], *, number: type | None) -> list[Any]:
             kw["pattern"] = m.pattern[:-1] + r"\Z"
         elif getattr(m, "allow_inf_nan", None) is False:
             continue  # JSON has no inf/nan literal msgspec accepts, and it refuses overflow
-        elif type(m).__name__ in {"Strict"} or getattr(m, "strict", None) is True:
-            continue  # msgspec is strict already (an int is a float, as in pydantic's strict JSON)
+        elif isinstance(m, Strict) and m.strict:
+            continue  # msgspec is as strict (an int is a float there too, as in pydantic's strict JSON)
         else:
             raise TypeError(f"hub.validation cannot mirror the constraint {m!r}")
     if number is int and kw.get("lt") == 2**63:  # msgspec bounds must fit an int64

@@ -100,3 +100,14 @@ def test_fast_and_model_validation_agree(doc: dict[str, Any]) -> None:
     payload = json.dumps(doc, allow_nan=True).encode()
     expected, got = verdicts(payload, C, E)
     assert got == expected
+
+
+def test_a_constraint_the_decoder_cannot_mirror_stops_the_import_rather_than_being_skipped() -> None:
+    import annotated_types as at
+
+    from hub import validation
+
+    with pytest.raises(TypeError, match="cannot mirror"):
+        validation._meta([at.MultipleOf(2)], number=int)
+    with pytest.raises(TypeError, match="cannot mirror"):
+        validation._spec(dict[str, int])

@@ -133,16 +133,35 @@ class Hub:
 
     async def _serve(self) -> None:
         ingest = self._require()
+        loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Task[None]] = []
+
+        def recancel() -> None:
+            # One task failed and the group cancelled the others, but aiomqtt's wait_for can
+            # swallow that cancellation on Python 3.11 (see ``serve``): the hub would then
+            # run on, never reporting the failure. Ask again until every task has ended.
+            running = [t for t in tasks if not t.done()]
+            for t in running:
+                t.cancel()
+            if running:
+                loop.call_later(RECANCEL_S, recancel)
+
+        def on_done(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                loop.call_later(RECANCEL_S, recancel)
+
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(ingest.run(), name="hub-ingest")
-            tg.create_task(ErasureWatcher(self, poll_s=self.erasure_poll_s).run(), name="hub-erasures")
+            tasks.append(tg.create_task(ingest.run(), name="hub-ingest"))
+            tasks.append(tg.create_task(ErasureWatcher(self, poll_s=self.erasure_poll_s).run(), name="hub-erasures"))
             if self.anticipation is not None:
-                tg.create_task(self.anticipation.run(), name="hub-anticipation")
+                tasks.append(tg.create_task(self.anticipation.run(), name="hub-anticipation"))
             if self.settings.http.listen is not None:
                 from .http.server import HttpServer  # starlette/uvicorn only when the API is on
 
                 self.http = HttpServer(self, self.settings.http)
-                tg.create_task(self.http.run(), name="hub-http")
+                tasks.append(tg.create_task(self.http.run(), name="hub-http"))
+            for t in tasks:
+                t.add_done_callback(on_done)
 
     # -- data rights (hub.rights.ErasureWatcher calls these) ---------------------------------
     def customer_ids(self) -> list[str]:
@@ -190,7 +209,7 @@ class Hub:
         return self.context.snapshot(customer_id)
 
 
-# Seconds after a stop signal before the hub is cancelled again (see ``serve``).
+# Seconds after a stop signal, or a failed hub task, before the rest is cancelled again (see ``serve``).
 RECANCEL_S = 10.0
 
 

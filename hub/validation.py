@@ -43,6 +43,8 @@ __all__ = ["WireBatch", "WireEvent", "decode_wire_batch", "event_dict", "wire_ev
 
 CONTROL_FREE = r"^[^\x00-\x1f\x7f]+$"  # the names' pattern, as devices.wire.Name states it
 _INT64_MAX = 2**63 - 1
+# annotated-types bounds and the msgspec.Meta argument (and attribute) of the same name
+_BOUNDS = {at.Ge: "ge", at.Gt: "gt", at.Le: "le", at.Lt: "lt", at.MinLen: "min_length", at.MaxLen: "max_length"}
 
 
 class WireEvent(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True, tag_field="capability"):
@@ -59,18 +61,8 @@ def _meta(metadata: typing.Iterable[Any], *, number: type | None) -> list[Any]:
     kw: dict[str, Any] = {}
     flat = [x for m in metadata for x in (m.metadata if isinstance(m, FieldInfo) else [m])]
     for m in flat:
-        if isinstance(m, at.Ge):
-            kw["ge"] = m.ge
-        elif isinstance(m, at.Gt):
-            kw["gt"] = m.gt
-        elif isinstance(m, at.Le):
-            kw["le"] = m.le
-        elif isinstance(m, at.Lt):
-            kw["lt"] = m.lt
-        elif isinstance(m, at.MinLen):
-            kw["min_length"] = m.min_length
-        elif isinstance(m, at.MaxLen):
-            kw["max_length"] = m.max_length
+        if (key := _BOUNDS.get(type(m))) is not None:
+            kw[key] = getattr(m, key)
         elif getattr(m, "__dict__", None) == {"pattern": CONTROL_FREE}:
             continue  # vouched for by the payload having no backslash and no DEL (module docstring)
         elif hasattr(m, "pattern") and isinstance(m.pattern, str) and m.pattern.endswith("$"):

@@ -99,7 +99,7 @@ def _spec(tp: Any) -> Any:
     raise TypeError(f"hub.validation cannot mirror the type {tp!r}")
 
 
-def _fields(model: type[BaseModel], *, skip: set[str] = frozenset()) -> list[tuple[Any, ...]]:  # type: ignore[assignment]
+def _fields(model: type[BaseModel], *, skip: frozenset[str] = frozenset()) -> list[tuple[Any, ...]]:
     """msgspec struct fields (wire name, type[, default]) in the model's order, defaults last."""
     required, optional = [], []
     for name, info in model.model_fields.items():
@@ -118,7 +118,7 @@ def _event_structs() -> dict[str, type[WireEvent]]:
     """One tagged struct per capability value, named after it."""
     structs: dict[str, type[WireEvent]] = {}
     for model in (BoolEvent, NumberEvent, TextEvent):
-        fields = _fields(model, skip={"capability"})
+        fields = _fields(model, skip=frozenset({"capability"}))
         for cap in typing.get_args(model.model_fields["capability"].annotation):
             structs[cap] = msgspec.defstruct(
                 f"{model.__name__}_{cap}", fields, bases=(WireEvent,), tag=cap, namespace={"capability": cap},
@@ -134,7 +134,7 @@ def _batch_fields() -> list[tuple[Any, ...]]:
     events = EventBatch.model_fields["events"]
     events_type = Annotated[list[Union[tuple(EVENT_TYPES.values())]], *_meta(events.metadata, number=None)]  # noqa: UP007
     out = []
-    for f in _fields(EventBatch, skip={"events"}):
+    for f in _fields(EventBatch, skip=frozenset({"events"})):
         out.append(f)
         if f[0] == "sent_at":  # keep the wire order: events right after sent_at
             out.append(("events", events_type))
